@@ -1,0 +1,1 @@
+//! The broker: where the store, replication and the network meet.

@@ -1,0 +1,1 @@
+//! Async Rust client for RocketMQ-compatible brokers: producer, push and pull consumers, admin.

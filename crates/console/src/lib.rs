@@ -1,0 +1,1 @@
+//! The web console (`mqconsole`): watch and operate a cluster in a browser. Not built yet.

@@ -1,0 +1,1 @@
+//! RocketMQ remoting protocol, byte-exact: frames, headers, codes, stored messages and JSON bodies.

@@ -1,0 +1,1 @@
+//! Replication: RocketMQ master-slave HA streams and DLedger mode on openraft.

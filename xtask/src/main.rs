@@ -1,14 +1,50 @@
-//! `cargo xtask`: the project's automation (local clusters, dist, bench).
+//! `cargo xtask`: the project's automation, one place for it.
+//!
+//! - `up [single|2m-2s-async|2m-2s-sync|dledger] [--release]`: a whole layout on this machine.
+//! - `down [layout]`: stop what `up` started (from its pid file).
+//! - `dist [--target TRIPLE]`: the release tarball operators copy to their hosts.
+
+mod cluster;
+mod dist;
 
 use anyhow::{bail, Result};
 
+const HELP: &str = "usage: cargo xtask <command>
+
+commands:
+  up [LAYOUT] [--release]   start a local cluster (LAYOUT: single (default), 2m-2s-async,
+                            2m-2s-sync, dledger); hosts map to 127.0.0.x; Ctrl-C stops it
+  down [LAYOUT]             stop a cluster started by `up` (all layouts when none is given)
+  dist [--target TRIPLE]    build target/dist/ferrocket-<version>-<target>.tar.gz and .sha256
+  help                      this text";
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or(&[]);
     match args.first().map(String::as_str) {
-        None | Some("help") | Some("--help") => {
-            println!("usage: cargo xtask <command>\n\ncommands:\n  help   this text");
+        None | Some("help") | Some("--help") | Some("-h") => {
+            println!("{HELP}");
             Ok(())
         }
-        Some(other) => bail!("unknown xtask command `{other}` (try `cargo xtask help`)"),
+        Some("up") => cluster::up(rest),
+        Some("down") => cluster::down(rest),
+        Some("dist") => dist::dist(rest),
+        Some(other) => bail!("unknown xtask command `{other}`\n\n{HELP}"),
     }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub(crate) fn root() -> std::path::PathBuf {
+    let here = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().expect("xtask has a parent").to_path_buf()
+}
+
+/// Runs cargo with `args` in the workspace root, failing on a non-zero exit.
+pub(crate) fn cargo(args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo).args(args).current_dir(root()).status()?;
+    if !status.success() {
+        bail!("cargo {} failed: {status}", args.join(" "));
+    }
+    Ok(())
 }

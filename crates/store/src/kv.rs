@@ -1,0 +1,133 @@
+//! Broker metadata on sled: consumer offsets, topic configs, subscription groups and delay
+//! offsets as opaque keyed bytes (JSON by convention). Never used on the append path.
+
+use std::path::Path;
+
+use crate::error::StoreError;
+
+/// Which kind of metadata a key belongs to (one sled tree each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Namespace {
+    ConsumerOffsets,
+    Topics,
+    SubscriptionGroups,
+    DelayOffsets,
+}
+
+impl Namespace {
+    fn tree_name(self) -> &'static str {
+        match self {
+            Namespace::ConsumerOffsets => "consumerOffset",
+            Namespace::Topics => "topics",
+            Namespace::SubscriptionGroups => "subscriptionGroup",
+            Namespace::DelayOffsets => "delayOffset",
+        }
+    }
+}
+
+/// The metadata database.
+#[derive(Debug, Clone)]
+pub struct MetaKv {
+    db: sled::Db,
+}
+
+impl MetaKv {
+    /// Opens (creating) the database in `dir` (e.g. `<root>/config/kv`).
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            db: sled::open(dir)?,
+        })
+    }
+
+    fn tree(&self, ns: Namespace) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(ns.tree_name())?)
+    }
+
+    /// Stores `value` under `key`.
+    pub fn put(&self, ns: Namespace, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.tree(ns)?.insert(key.as_bytes(), value)?;
+        Ok(())
+    }
+
+    /// Serializes `value` as JSON under `key`.
+    pub fn put_json<T: serde::Serialize>(
+        &self,
+        ns: Namespace,
+        key: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| StoreError::Config(format!("cannot serialize {key}: {e}")))?;
+        self.put(ns, key, &bytes)
+    }
+
+    /// The value under `key`.
+    pub fn get(&self, ns: Namespace, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree(ns)?.get(key.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// The JSON value under `key`; `None` if absent or not of type `T`.
+    pub fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        ns: Namespace,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self
+            .get(ns, key)?
+            .and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    /// Removes `key`.
+    pub fn remove(&self, ns: Namespace, key: &str) -> Result<(), StoreError> {
+        self.tree(ns)?.remove(key.as_bytes())?;
+        Ok(())
+    }
+
+    /// Every (key, value) of a namespace, in key order.
+    pub fn entries(&self, ns: Namespace) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.tree(ns)?.iter() {
+            let (k, v) = kv?;
+            out.push((String::from_utf8_lossy(&k).into_owned(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let kv = MetaKv::open(dir.path()).unwrap();
+            kv.put(Namespace::ConsumerOffsets, "TopicA@group1", b"{\"0\":5}")
+                .unwrap();
+            kv.put_json(Namespace::DelayOffsets, "3", &42i64).unwrap();
+            kv.put(Namespace::Topics, "gone", b"x").unwrap();
+            kv.remove(Namespace::Topics, "gone").unwrap();
+            kv.flush().unwrap();
+        }
+        let kv = MetaKv::open(dir.path()).unwrap();
+        assert_eq!(
+            kv.get(Namespace::ConsumerOffsets, "TopicA@group1")
+                .unwrap()
+                .as_deref(),
+            Some(&b"{\"0\":5}"[..])
+        );
+        assert_eq!(
+            kv.get_json::<i64>(Namespace::DelayOffsets, "3").unwrap(),
+            Some(42)
+        );
+        assert!(kv.entries(Namespace::Topics).unwrap().is_empty());
+        assert_eq!(kv.get(Namespace::SubscriptionGroups, "x").unwrap(), None);
+    }
+}

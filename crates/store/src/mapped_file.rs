@@ -1,0 +1,424 @@
+//! Fixed-size memory-mapped files named by their start offset, and an ordered queue of them.
+//!
+//! Writes are `memcpy` into a shared mapping (faster than a `pwrite` per append and it lets reads
+//! hand out zero-copy [`Bytes`]); durability comes from `msync` of the dirty range. Readers only
+//! see bytes below the write position, which is published with release ordering after the copy.
+
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::Bytes;
+use memmap2::MmapMut;
+
+use crate::error::{IoContext, StoreError};
+
+/// One mapped file of `size` bytes starting at logical offset `from`.
+pub struct MappedFile {
+    path: PathBuf,
+    from: i64,
+    size: usize,
+    mmap: MmapMut,
+    ptr: *mut u8,
+    wrote: AtomicUsize,
+    flushed: AtomicUsize,
+    write_lock: Mutex<()>,
+}
+
+// SAFETY: the raw pointer aliases `mmap`, which lives as long as the struct. Writes happen under
+// `write_lock` to bytes at or past `wrote`, which readers never look at until `wrote` moves past
+// them (release/acquire); so shared access from many threads is sound.
+unsafe impl Send for MappedFile {}
+unsafe impl Sync for MappedFile {}
+
+impl std::fmt::Debug for MappedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedFile")
+            .field("path", &self.path)
+            .field("wrote", &self.wrote())
+            .finish()
+    }
+}
+
+/// The 20-digit zero-padded file name of a start offset.
+pub fn file_name(from: i64) -> String {
+    format!("{from:020}")
+}
+
+impl MappedFile {
+    /// Opens (creating and sizing if needed) the file for `from` in `dir`.
+    pub fn open(dir: &Path, from: i64, size: usize) -> Result<Self, StoreError> {
+        let mut f = Self::open_named(dir, &file_name(from), size)?;
+        f.from = from;
+        Ok(f)
+    }
+
+    /// Opens (creating and sizing if needed) `dir/name`; its start offset is 0.
+    pub fn open_named(dir: &Path, name: &str, size: usize) -> Result<Self, StoreError> {
+        let from = 0;
+        let path = dir.join(name);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .at(&path)?;
+        let len = file.metadata().at(&path)?.len();
+        if len != size as u64 {
+            if len > size as u64 {
+                return Err(StoreError::Config(format!(
+                    "{} is {len} bytes but the configured file size is {size}",
+                    path.display()
+                )));
+            }
+            file.set_len(size as u64).at(&path)?;
+        }
+        Self::map(path, file, from, size)
+    }
+
+    fn map(path: PathBuf, file: File, from: i64, size: usize) -> Result<Self, StoreError> {
+        // SAFETY: the file is ours (the store holds the directory lock); other processes do not
+        // truncate it while it is mapped.
+        let mut mmap = unsafe { MmapMut::map_mut(&file) }.at(&path)?;
+        let ptr = mmap.as_mut_ptr();
+        Ok(Self {
+            path,
+            from,
+            size,
+            mmap,
+            ptr,
+            wrote: AtomicUsize::new(0),
+            flushed: AtomicUsize::new(0),
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Logical offset of the first byte.
+    pub fn from(&self) -> i64 {
+        self.from
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Bytes written (visible to readers).
+    pub fn wrote(&self) -> usize {
+        self.wrote.load(Ordering::Acquire)
+    }
+
+    /// Bytes known durable.
+    pub fn flushed(&self) -> usize {
+        self.flushed.load(Ordering::Acquire)
+    }
+
+    pub fn free(&self) -> usize {
+        self.size - self.wrote()
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.wrote() >= self.size
+    }
+
+    /// Appends `data` at the write position; false (nothing written) if it does not fit.
+    pub fn append(&self, data: &[u8]) -> bool {
+        let _g = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let pos = self.wrote.load(Ordering::Acquire);
+        if data.len() > self.size - pos {
+            return false;
+        }
+        // SAFETY: [pos, pos+len) is inside the mapping and not yet visible to readers.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(pos), data.len()) };
+        self.wrote.store(pos + data.len(), Ordering::Release);
+        true
+    }
+
+    /// All bytes of the mapping (recovery scans; may include unwritten zeros).
+    pub fn raw(&self) -> &[u8] {
+        &self.mmap[..]
+    }
+
+    /// Zero-copy view of `[pos, pos+len)`, which must lie below the write position.
+    pub fn slice(self: &Arc<Self>, pos: usize, len: usize) -> Option<Bytes> {
+        if pos.checked_add(len)? > self.wrote() {
+            return None;
+        }
+        Some(Bytes::from_owner(Window {
+            file: Arc::clone(self),
+            pos,
+            len,
+        }))
+    }
+
+    /// Borrowed view of written bytes.
+    pub fn bytes(&self, pos: usize, len: usize) -> Option<&[u8]> {
+        if pos.checked_add(len)? > self.wrote() {
+            return None;
+        }
+        Some(&self.mmap[pos..pos + len])
+    }
+
+    /// msyncs the dirty range; returns the new flushed position.
+    pub fn flush(&self) -> Result<usize, StoreError> {
+        let wrote = self.wrote();
+        let flushed = self.flushed();
+        if wrote > flushed {
+            self.mmap
+                .flush_range(flushed, wrote - flushed)
+                .at(&self.path)?;
+            self.flushed.fetch_max(wrote, Ordering::AcqRel);
+        }
+        Ok(wrote)
+    }
+
+    /// Marks everything up to `pos` as written without copying (the zeros after a BLANK record).
+    pub fn set_written(&self, pos: usize) {
+        let _g = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.wrote.fetch_max(pos.min(self.size), Ordering::AcqRel);
+    }
+
+    /// Sets the write position after recovery and treats everything below it as flushed.
+    pub fn set_recovered(&self, pos: usize) {
+        let pos = pos.min(self.size);
+        self.wrote.store(pos, Ordering::Release);
+        self.flushed.store(pos, Ordering::Release);
+    }
+
+    /// Zeroes `[pos, max(wrote, zero_end))` and moves the write position back to `pos`.
+    pub fn truncate_to(&self, pos: usize, zero_end: usize) -> Result<(), StoreError> {
+        let _g = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let pos = pos.min(self.size);
+        let end = self.wrote().max(zero_end).min(self.size);
+        if end > pos {
+            // SAFETY: in bounds; callers hold the store's write lock, and readers are told by the
+            // lowered write position that the range is gone.
+            unsafe { std::ptr::write_bytes(self.ptr.add(pos), 0, end - pos) };
+            self.mmap.flush_range(pos, end - pos).at(&self.path)?;
+        }
+        self.wrote.store(pos, Ordering::Release);
+        self.flushed.store(pos, Ordering::Release);
+        Ok(())
+    }
+
+    /// End of the non-zero bytes at or after `pos` (recovery: how far garbage reaches).
+    pub fn nonzero_end(&self, pos: usize) -> usize {
+        let raw = &self.mmap[pos.min(self.size)..];
+        match raw.iter().rposition(|&b| b != 0) {
+            Some(i) => pos + i + 1,
+            None => pos,
+        }
+    }
+
+    /// Writes `data` at an arbitrary position (headers that are rewritten in place).
+    pub fn write_at(&self, pos: usize, data: &[u8]) {
+        assert!(pos + data.len() <= self.size, "write_at out of bounds");
+        let _g = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: bounds checked above; used only for regions readers tolerate changing (index
+        // header, slots and entries, which are re-validated on every lookup).
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(pos), data.len()) };
+    }
+
+    /// Flushes the whole mapping.
+    pub fn flush_all(&self) -> Result<(), StoreError> {
+        self.mmap.flush().at(&self.path)
+    }
+
+    /// Last modification time of the file, Unix ms.
+    pub fn modified_ms(&self) -> i64 {
+        fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+struct Window {
+    file: Arc<MappedFile>,
+    pos: usize,
+    len: usize,
+}
+
+impl AsRef<[u8]> for Window {
+    fn as_ref(&self) -> &[u8] {
+        &self.file.mmap[self.pos..self.pos + self.len]
+    }
+}
+
+/// Ordered files of one directory, each `file_size` bytes, named by start offset.
+#[derive(Debug)]
+pub struct MappedFileQueue {
+    dir: PathBuf,
+    file_size: usize,
+    files: RwLock<Vec<Arc<MappedFile>>>,
+}
+
+impl MappedFileQueue {
+    /// Loads every 20-digit file of `dir` (creating the directory). Files are left with write
+    /// position 0; the owner recovers positions.
+    pub fn load(dir: &Path, file_size: usize) -> Result<Self, StoreError> {
+        fs::create_dir_all(dir).at(dir)?;
+        let mut starts = Vec::new();
+        for entry in fs::read_dir(dir).at(dir)? {
+            let entry = entry.at(dir)?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()) {
+                if let Ok(start) = name.parse::<i64>() {
+                    starts.push(start);
+                }
+            }
+        }
+        starts.sort_unstable();
+        let mut files = Vec::with_capacity(starts.len());
+        for (i, &s) in starts.iter().enumerate() {
+            if i > 0 && s != starts[i - 1] + file_size as i64 {
+                return Err(StoreError::Corrupt {
+                    what: "file sequence",
+                    file: dir.join(file_name(s)),
+                    offset: s,
+                    reason: format!(
+                        "expected the file after {} to start at {}",
+                        file_name(starts[i - 1]),
+                        starts[i - 1] + file_size as i64
+                    ),
+                });
+            }
+            files.push(Arc::new(MappedFile::open(dir, s, file_size)?));
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            file_size,
+            files: RwLock::new(files),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn file_size(&self) -> usize {
+        self.file_size
+    }
+
+    /// A snapshot of the files.
+    pub fn files(&self) -> Vec<Arc<MappedFile>> {
+        self.files.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn first(&self) -> Option<Arc<MappedFile>> {
+        self.files
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .first()
+            .cloned()
+    }
+
+    pub fn last(&self) -> Option<Arc<MappedFile>> {
+        self.files
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+            .cloned()
+    }
+
+    /// The file holding logical `offset`.
+    pub fn find(&self, offset: i64) -> Option<Arc<MappedFile>> {
+        let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+        let first = files.first()?.from();
+        if offset < first {
+            return None;
+        }
+        let i = ((offset - first) / self.file_size as i64) as usize;
+        files.get(i).cloned()
+    }
+
+    /// Creates the file starting at `from` (which must follow the last one, or any aligned start
+    /// when the queue is empty).
+    pub fn create(&self, from: i64) -> Result<Arc<MappedFile>, StoreError> {
+        let mut files = self.files.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(last) = files.last() {
+            if last.from() + self.file_size as i64 != from {
+                return Err(StoreError::Config(format!(
+                    "new file at {from} does not follow {}",
+                    last.from()
+                )));
+            }
+        }
+        let f = Arc::new(MappedFile::open(&self.dir, from, self.file_size)?);
+        files.push(Arc::clone(&f));
+        Ok(f)
+    }
+
+    /// Offset of the first byte still stored (start of the first file), 0 when empty.
+    pub fn min_offset(&self) -> i64 {
+        self.first().map(|f| f.from()).unwrap_or(0)
+    }
+
+    /// Logical end of the written data.
+    pub fn max_offset(&self) -> i64 {
+        self.last()
+            .map(|f| f.from() + f.wrote() as i64)
+            .unwrap_or(0)
+    }
+
+    /// Drops everything at or past `offset`: later files are deleted, the file holding it is
+    /// zeroed from there. Returns the number of non-zero bytes dropped.
+    pub fn truncate(&self, offset: i64) -> Result<u64, StoreError> {
+        let mut files = self.files.write().unwrap_or_else(|e| e.into_inner());
+        let mut dropped = 0u64;
+        while let Some(last) = files.last() {
+            if last.from() < offset {
+                break;
+            }
+            let f = files.pop().expect("non-empty");
+            dropped += f.nonzero_end(0) as u64;
+            fs::remove_file(f.path()).at(f.path())?;
+        }
+        if let Some(last) = files.last() {
+            let pos = (offset - last.from()) as usize;
+            let end = last.nonzero_end(pos);
+            dropped += end.saturating_sub(pos) as u64;
+            last.truncate_to(pos, end)?;
+        }
+        Ok(dropped)
+    }
+
+    /// Removes the first file.
+    pub fn remove_first(&self) -> Result<Option<Arc<MappedFile>>, StoreError> {
+        let mut files = self.files.write().unwrap_or_else(|e| e.into_inner());
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let f = files.remove(0);
+        fs::remove_file(f.path()).at(f.path())?;
+        Ok(Some(f))
+    }
+
+    /// Removes every file (and the directory when empty).
+    pub fn destroy(&self) -> Result<(), StoreError> {
+        let mut files = self.files.write().unwrap_or_else(|e| e.into_inner());
+        for f in files.drain(..) {
+            fs::remove_file(f.path()).at(f.path())?;
+        }
+        let _ = fs::remove_dir(&self.dir);
+        Ok(())
+    }
+
+    /// Flushes every file with unflushed bytes.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        for f in self.files() {
+            if f.wrote() > f.flushed() {
+                f.flush()?;
+            }
+        }
+        Ok(())
+    }
+}

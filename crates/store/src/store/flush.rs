@@ -1,0 +1,123 @@
+//! Background flushing: the commitlog flusher (group commit for SYNC_FLUSH, interval flushes for
+//! ASYNC_FLUSH) and the consume-queue / index / checkpoint flusher.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::Inner;
+use crate::checkpoint::Checkpoint;
+use crate::config::FlushDiskType;
+use crate::error::StoreError;
+
+const PAGE: i64 = 4096;
+
+/// Syncs every dirty commitlog byte and moves the flushed watermark.
+pub(super) fn flush_commitlog(inner: &Inner) -> Result<(), StoreError> {
+    let target = inner.commitlog.max_offset();
+    if target <= inner.flushed.get() {
+        return Ok(());
+    }
+    inner.env.before_commitlog_flush();
+    inner.commitlog.files().flush()?;
+    inner.flushed.set(target);
+    Ok(())
+}
+
+/// Runs until the store stops.
+pub(super) fn run_commitlog_flusher(inner: &Inner) {
+    match inner.config.flush_disk_type {
+        FlushDiskType::SyncFlush => run_group_commit(inner),
+        FlushDiskType::AsyncFlush => run_interval_flush(inner),
+    }
+}
+
+/// SYNC_FLUSH: wait for a request, then one fsync covers every append made so far.
+fn run_group_commit(inner: &Inner) {
+    loop {
+        {
+            let mut req = inner
+                .flush_requested
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            while !*req && !inner.stopped.load(Ordering::Acquire) {
+                req = inner
+                    .flush_cv
+                    .wait_timeout(req, Duration::from_millis(10))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+                if inner.flushed.pending() > 0 {
+                    break;
+                }
+            }
+            *req = false;
+        }
+        if let Err(e) = flush_commitlog(inner) {
+            tracing::error!(error = %e, "commitlog group commit failed");
+        }
+        if inner.stopped.load(Ordering::Acquire) {
+            return;
+        }
+    }
+}
+
+/// ASYNC_FLUSH: every `flushIntervalCommitLog` ms flush when enough pages are dirty, and
+/// everything every `flushCommitLogThoroughInterval` ms.
+fn run_interval_flush(inner: &Inner) {
+    let mut last_thorough = Instant::now();
+    loop {
+        let stopped = inner.sleep_unless_stopped(inner.config.flush_interval_commit_log);
+        let dirty = inner.commitlog.max_offset() - inner.flushed.get();
+        let thorough = last_thorough.elapsed()
+            >= Duration::from_millis(inner.config.flush_commit_log_thorough_interval);
+        let least = i64::from(inner.config.flush_commit_log_least_pages) * PAGE;
+        // Someone waiting on `wait_flushed` also forces a flush.
+        let waited = inner.flushed.pending() > 0;
+        if dirty > 0 && (dirty >= least || thorough || stopped || waited) {
+            if let Err(e) = flush_commitlog(inner) {
+                tracing::error!(error = %e, "commitlog flush failed");
+            }
+            last_thorough = Instant::now();
+        }
+        if stopped {
+            return;
+        }
+    }
+}
+
+/// Flushes consume queues and index files, then records the checkpoint.
+pub(super) fn flush_queues_and_checkpoint(inner: &Inner) -> Result<(), StoreError> {
+    let flushed = inner.flushed.get();
+    let ts = inner.last_store_ts.load(Ordering::Acquire);
+    for q in inner.all_queues() {
+        q.flush()?;
+    }
+    if let Some(index) = &inner.index {
+        index.flush()?;
+    }
+    let old = Checkpoint::read(&inner.checkpoint_path())?;
+    let ckpt = Checkpoint {
+        physic_msg_timestamp: ts,
+        logics_msg_timestamp: ts,
+        index_msg_timestamp: ts,
+        master_flushed_offset: old.master_flushed_offset,
+        confirm_phy_offset: inner.confirmed.get(),
+        flushed_phy_offset: flushed,
+    };
+    if ckpt != old {
+        ckpt.write(&inner.checkpoint_path())?;
+    }
+    Ok(())
+}
+
+/// Every `flushIntervalConsumeQueue` ms.
+pub(super) fn run_queue_flusher(inner: &Inner) {
+    loop {
+        let stopped = inner.sleep_unless_stopped(inner.config.flush_interval_consume_queue);
+        if stopped {
+            return;
+        }
+        if let Err(e) = flush_queues_and_checkpoint(inner) {
+            tracing::error!(error = %e, "consume queue / checkpoint flush failed");
+        }
+    }
+}

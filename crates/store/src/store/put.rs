@@ -1,0 +1,226 @@
+//! The append path (hot): encode outside the lock, then copy, stamp and dispatch under it.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ferrocket_protocol::message::{
+    decode_view, encode_offset_msg_id, names, store_timestamp_pos, sysflag, StoredMessage,
+    MAX_PROPERTIES_LEN, PHYSICAL_OFFSET_POS, QUEUE_OFFSET_POS,
+};
+
+use super::{Inner, MessageStore, Writer};
+use crate::ack::PutFuture;
+use crate::config::FlushDiskType;
+use crate::dispatch::DispatchRequest;
+use crate::error::StoreError;
+use crate::status::{AppendResult, PutResult, PutStatus};
+
+impl MessageStore {
+    /// Appends one message. The store sets PHYSICALOFFSET, QUEUEOFFSET, STORETIMESTAMP and
+    /// STOREHOST (from the config); BODYCRC is computed. Resolves at once with ASYNC_FLUSH or when
+    /// the message's WAIT property is "false"; otherwise when an fsync covers it (or
+    /// `FlushDiskTimeout` after `syncFlushTimeout`).
+    pub fn put_message(&self, msg: StoredMessage) -> PutFuture {
+        self.put_messages(vec![msg])
+    }
+
+    /// Appends messages of one topic and queue as consecutive records (a SEND_BATCH_MESSAGE):
+    /// they land in one segment with consecutive queue offsets.
+    pub fn put_messages(&self, mut msgs: Vec<StoredMessage>) -> PutFuture {
+        let inner = &self.inner;
+        if inner.stopped.load(Ordering::Acquire) {
+            return PutFuture::ready(PutResult::failed(PutStatus::ServiceNotAvailable));
+        }
+        if inner.disk_full.load(Ordering::Acquire) {
+            return PutFuture::ready(PutResult::failed(PutStatus::DiskFull));
+        }
+        let Some(first) = msgs.first() else {
+            return PutFuture::ready(PutResult::failed(PutStatus::MessageIllegal));
+        };
+        let (topic, queue_id) = (first.topic.clone(), first.queue_id);
+        let wait = first.properties.get(names::WAIT_STORE_MSG_OK) != Some("false");
+        let mut buf = Vec::with_capacity(msgs.iter().map(|m| m.encoded_len()).sum());
+        let mut starts = Vec::with_capacity(msgs.len());
+        for m in &mut msgs {
+            if m.topic != topic || m.queue_id != queue_id || m.topic.is_empty() {
+                return PutFuture::ready(PutResult::failed(PutStatus::MessageIllegal));
+            }
+            if m.body.len() > inner.config.max_message_size {
+                return PutFuture::ready(PutResult::failed(PutStatus::MessageIllegal));
+            }
+            if m.properties.encoded_len() > MAX_PROPERTIES_LEN {
+                return PutFuture::ready(PutResult::failed(PutStatus::PropertiesSizeExceeded));
+            }
+            m.store_host = inner.config.store_host;
+            starts.push(buf.len());
+            if m.encode(&mut buf).is_err() {
+                return PutFuture::ready(PutResult::failed(PutStatus::MessageIllegal));
+            }
+        }
+        if buf.len() + crate::commitlog::BLANK_LEN > inner.commitlog.file_size() {
+            return PutFuture::ready(PutResult::failed(PutStatus::MessageIllegal));
+        }
+        let tx_type = sysflag::transaction_type(msgs[0].sys_flag);
+        let append = match inner.append(&topic, queue_id, tx_type, &mut buf, &starts) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "append failed");
+                return PutFuture::ready(PutResult::failed(PutStatus::CreateMappedFileFailed));
+            }
+        };
+        let end = append.wrote_offset + i64::from(append.wrote_bytes);
+        let result = PutResult {
+            status: PutStatus::PutOk,
+            append: Some(append),
+        };
+        if inner.config.flush_disk_type == FlushDiskType::SyncFlush && wait {
+            let slot = inner
+                .flushed
+                .wait_for(end, Duration::from_millis(inner.config.sync_flush_timeout));
+            inner.request_flush();
+            return PutFuture::pending(result, slot, PutStatus::FlushDiskTimeout);
+        }
+        PutFuture::ready(result)
+    }
+}
+
+impl Inner {
+    /// Wakes the group-commit flusher.
+    pub(crate) fn request_flush(&self) {
+        let mut r = self
+            .flush_requested
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *r = true;
+        self.flush_cv.notify_one();
+    }
+
+    /// Copies encoded records into the commitlog, stamping offsets and store time, and dispatches
+    /// them. `starts` are the record starts within `buf`.
+    fn append(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        tx_type: i32,
+        buf: &mut [u8],
+        starts: &[usize],
+    ) -> Result<AppendResult, StoreError> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let file = self.commitlog.file_for_append(buf.len())?;
+        let phys = file.from() + file.wrote() as i64;
+        let now = self.env.now_ms();
+        let uses_queue = matches!(
+            tx_type,
+            sysflag::TRANSACTION_NOT_TYPE | sysflag::TRANSACTION_COMMIT_TYPE
+        );
+        let base = if uses_queue {
+            w.next_offset(topic, queue_id)
+        } else {
+            0
+        };
+        let mut ids = String::new();
+        for (i, &s) in starts.iter().enumerate() {
+            let qo = if uses_queue { base + i as i64 } else { 0 };
+            let sys = i32::from_be_bytes(buf[s + 36..s + 40].try_into().expect("4"));
+            buf[s + QUEUE_OFFSET_POS..s + QUEUE_OFFSET_POS + 8].copy_from_slice(&qo.to_be_bytes());
+            let p = phys + s as i64;
+            buf[s + PHYSICAL_OFFSET_POS..s + PHYSICAL_OFFSET_POS + 8]
+                .copy_from_slice(&p.to_be_bytes());
+            let ts = s + store_timestamp_pos(sys);
+            buf[ts..ts + 8].copy_from_slice(&now.to_be_bytes());
+            if i > 0 {
+                ids.push(',');
+            }
+            ids.push_str(&encode_offset_msg_id(self.config.store_host, p));
+        }
+        if !file.append(buf) {
+            return Err(StoreError::Config(
+                "segment had no room after rolling".into(),
+            ));
+        }
+        self.last_store_ts.store(now, Ordering::Release);
+        for &s in starts {
+            let v = decode_view(&buf[s..], false).map_err(|e| StoreError::Corrupt {
+                what: "record just encoded",
+                file: file.path().to_path_buf(),
+                offset: phys + s as i64,
+                reason: e.to_string(),
+            })?;
+            let req = DispatchRequest::from_view(&v, &self.delay_levels);
+            self.dispatch(&mut w, &req)?;
+        }
+        let end = phys + buf.len() as i64;
+        self.dispatched.store(end, Ordering::Release);
+        Ok(AppendResult {
+            wrote_offset: phys,
+            wrote_bytes: buf.len() as i32,
+            msg_id: ids,
+            store_timestamp: now,
+            logics_offset: base,
+            msg_num: starts.len() as i32,
+        })
+    }
+
+    /// Builds the consume-queue entry and index keys of one record. Idempotent.
+    pub(crate) fn dispatch(
+        &self,
+        w: &mut Writer,
+        req: &DispatchRequest<'_>,
+    ) -> Result<(), StoreError> {
+        if req.goes_to_consume_queue() {
+            let q = self.queue(req.topic, req.queue_id)?;
+            q.put(
+                req.queue_offset,
+                crate::consume_queue::CqEntry {
+                    phys: req.phys,
+                    size: req.size,
+                    tags_code: req.tags_code,
+                },
+            )?;
+            let next = w
+                .next_offset(req.topic, req.queue_id)
+                .max(req.queue_offset + 1);
+            w.set_next_offset(req.topic, req.queue_id, next);
+        }
+        if let Some(index) = &self.index {
+            if req.goes_to_index() {
+                index.put_keys(
+                    req.index_keys(),
+                    req.topic,
+                    req.phys,
+                    req.store_timestamp,
+                    self.env.now_ms(),
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Writer {
+    pub(crate) fn next_offset(&self, topic: &str, queue_id: i32) -> i64 {
+        self.next_queue_offset
+            .get(topic)
+            .and_then(|m| m.get(&queue_id))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub(crate) fn set_next_offset(&mut self, topic: &str, queue_id: i32, next: i64) {
+        match self.next_queue_offset.get_mut(topic) {
+            Some(m) => {
+                m.insert(queue_id, next);
+            }
+            None => {
+                self.next_queue_offset
+                    .entry(topic.to_owned())
+                    .or_default()
+                    .insert(queue_id, next);
+            }
+        }
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.next_queue_offset.clear();
+    }
+}

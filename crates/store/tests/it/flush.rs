@@ -1,0 +1,129 @@
+//! Flush modes: SYNC_FLUSH group commit, its timeout, WAIT=false, ASYNC_FLUSH durability waits.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use ferrocket_protocol::message::names;
+use ferrocket_store::{MessageStore, PutStatus, StoreConfig, StoreEnv};
+
+use crate::common::{msg, small_config, sync_config};
+
+/// An environment whose commitlog flush waits at a gate and counts flushes.
+#[derive(Default)]
+struct GateEnv {
+    open: Mutex<bool>,
+    cv: Condvar,
+    flushes: AtomicUsize,
+}
+
+impl GateEnv {
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.cv.notify_all();
+    }
+}
+
+impl StoreEnv for GateEnv {
+    fn before_commitlog_flush(&self) {
+        let mut g = self.open.lock().unwrap();
+        while !*g {
+            g = self.cv.wait(g).unwrap();
+        }
+        self.flushes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+struct ThreadWaker(std::thread::Thread);
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// A minimal executor: proves the futures work without any async runtime.
+fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn sync_flush_group_commit_shares_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Arc::new(GateEnv::default());
+    let config = StoreConfig {
+        sync_flush_timeout: 600_000,
+        ..sync_config(dir.path())
+    };
+    let store = Arc::new(MessageStore::open_with_env(config, env.clone()).unwrap());
+    let appended = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..64)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            let appended = Arc::clone(&appended);
+            std::thread::spawn(move || {
+                let fut = store.put_message(msg("G", t % 8, format!("m{t}").as_bytes(), None, &[]));
+                appended.fetch_add(1, Ordering::SeqCst);
+                block_on(fut)
+            })
+        })
+        .collect();
+    // Every append is in the commitlog before any fsync is allowed to finish.
+    while appended.load(Ordering::SeqCst) < 64 {
+        std::thread::yield_now();
+    }
+    env.open();
+    for t in threads {
+        let r = t.join().unwrap();
+        assert_eq!(r.status, PutStatus::PutOk);
+    }
+    let flushes = env.flushes.load(Ordering::SeqCst);
+    assert!(flushes <= 2, "64 appends took {flushes} fsyncs");
+    assert!(store.flushed_offset() >= store.max_phy_offset());
+}
+
+#[test]
+fn sync_flush_timeout_is_a_status_and_the_message_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Arc::new(GateEnv::default());
+    let config = StoreConfig {
+        sync_flush_timeout: 50,
+        ..sync_config(dir.path())
+    };
+    let store = MessageStore::open_with_env(config, env.clone()).unwrap();
+    let r = store
+        .put_message(msg("S", 0, b"slow disk", None, &[]))
+        .wait();
+    assert_eq!(r.status, PutStatus::FlushDiskTimeout);
+    assert!(r.status.is_stored());
+    let phys = r.append.unwrap().wrote_offset;
+    assert!(store.message_at(phys).is_some());
+    // WAIT=false does not wait for the disk at all.
+    let mut m = msg("S", 0, b"fire and forget", None, &[]);
+    m.properties.insert(names::WAIT_STORE_MSG_OK, "false");
+    assert_eq!(store.put_message(m).wait().status, PutStatus::PutOk);
+    env.open();
+    assert!(store
+        .wait_flushed(store.max_phy_offset(), Duration::from_secs(600))
+        .wait());
+}
+
+#[test]
+fn async_flush_acks_at_once_and_wait_flushed_resolves() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MessageStore::open(small_config(dir.path())).unwrap();
+    let r = block_on(store.put_message(msg("A", 0, b"x", None, &[])));
+    assert_eq!(r.status, PutStatus::PutOk);
+    let end = store.max_phy_offset();
+    assert!(block_on(store.wait_flushed(end, Duration::from_secs(600))));
+    assert!(store.flushed_offset() >= end);
+}

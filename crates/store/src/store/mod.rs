@@ -67,7 +67,7 @@ pub(crate) struct Inner {
     pub(crate) stop_cv: Condvar,
     pub(crate) disk_full: AtomicBool,
     pub(crate) delay_levels: Vec<i64>,
-    _lock: File,
+    lock: File,
 }
 
 /// The message store. Cheap to share behind an `Arc`; every method takes `&self`.
@@ -134,7 +134,7 @@ impl MessageStore {
             stop_cv: Condvar::new(),
             disk_full: AtomicBool::new(false),
             delay_levels,
-            _lock: lock,
+            lock,
         });
         recover::recover(&inner, &checkpoint, crashed)?;
         File::create(&abort_path).at(&abort_path)?;
@@ -251,6 +251,8 @@ impl MessageStore {
         r?;
         let abort = self.inner.config.store_path_root_dir.join("abort");
         std::fs::remove_file(&abort).at(&abort)?;
+        // SAFETY: a valid open descriptor; releasing lets another store open the directory.
+        unsafe { libc::flock(self.inner.lock.as_raw_fd(), libc::LOCK_UN) };
         tracing::info!(root = %self.inner.config.store_path_root_dir.display(), "store shut down cleanly");
         Ok(())
     }

@@ -1,5 +1,10 @@
 //! Integration tests of ferrocket-store against real files in temporary directories.
 
 mod common;
+mod crash;
 mod flush;
+mod index;
 mod readwrite;
+mod recovery;
+mod replica;
+mod retention;

@@ -301,7 +301,12 @@ impl IndexService {
         store_ts: i64,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let mut last = self.files().last().cloned();
+        let mut last = self
+            .files
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+            .cloned();
         if let Some(f) = &last {
             let h = f.header();
             if h.index_count > 1 && phys < h.end_phy_offset {

@@ -1,15 +1,17 @@
 //! Message ids: the broker's offset id (store host + physical offset) and the client's UNIQ_KEY.
 
-use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::DecodeError;
 
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
 fn push_hex(out: &mut String, bytes: &[u8]) {
-    for b in bytes {
-        let _ = write!(out, "{b:02X}");
+    for &b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xF)]));
     }
 }
 

@@ -121,3 +121,19 @@ pub(super) fn run_queue_flusher(inner: &Inner) {
         }
     }
 }
+
+/// Keeps pages ahead of the commitlog write position faulted in (off the append path).
+pub(super) fn run_prefaulter(inner: &Inner) {
+    const AHEAD: usize = 8 << 20;
+    loop {
+        if let Some(f) = inner.commitlog.files().last() {
+            if !f.prefault_ahead(AHEAD) {
+                tracing::debug!("MADV_POPULATE_WRITE unsupported; appends fault pages themselves");
+                return;
+            }
+        }
+        if inner.sleep_unless_stopped(5) {
+            return;
+        }
+    }
+}

@@ -182,6 +182,11 @@ impl MessageStore {
             "store-clean",
             Box::new(move || clean::run_cleaner(&i)),
         ));
+        let i = Arc::clone(&self.inner);
+        t.push(spawn(
+            "store-prefault",
+            Box::new(move || flush::run_prefaulter(&i)),
+        ));
     }
 
     /// The configuration the store was opened with.

@@ -1,0 +1,127 @@
+//! Store benchmarks: 1 KiB appends with ASYNC_FLUSH (one appender), SYNC_FLUSH group commit with
+//! 64 concurrent appenders, and reading 32 messages from a queue.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use ferrocket_protocol::message::{names, Properties, StoredMessage};
+use ferrocket_store::{FlushDiskType, GetStatus, MessageStore, PutStatus, StoreConfig};
+
+fn config(root: &std::path::Path, flush: FlushDiskType) -> StoreConfig {
+    StoreConfig {
+        mapped_file_size_commit_log: 256 * 1024 * 1024,
+        flush_disk_type: flush,
+        max_hash_slot_num: 100_000,
+        max_index_num: 400_000,
+        ..StoreConfig::with_root(root)
+    }
+}
+
+fn message(topic: &str, queue_id: i32, len: usize) -> StoredMessage {
+    let mut properties = Properties::new();
+    properties.insert(names::TAGS, "TagA");
+    properties.insert(
+        names::UNIQ_CLIENT_MESSAGE_ID_KEYIDX,
+        "7F0000010001000000000000000A0001",
+    );
+    StoredMessage {
+        queue_id,
+        flag: 0,
+        queue_offset: 0,
+        physical_offset: 0,
+        sys_flag: 0,
+        born_timestamp: 1_700_000_000_000,
+        born_host: SocketAddr::from(([127, 0, 0, 1], 50000)),
+        store_timestamp: 0,
+        store_host: SocketAddr::from(([127, 0, 0, 1], 10911)),
+        reconsume_times: 0,
+        prepared_transaction_offset: 0,
+        body: Bytes::from(vec![b'x'; len]),
+        topic: topic.into(),
+        properties,
+    }
+}
+
+fn append_async(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MessageStore::open(config(dir.path(), FlushDiskType::AsyncFlush)).unwrap();
+    let m = message("BenchAsync", 0, 1024);
+    let mut g = c.benchmark_group("append");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("1KiB_async_flush_single_appender", |b| {
+        b.iter(|| {
+            let r = store.put_message(m.clone()).wait();
+            assert_eq!(r.status, PutStatus::PutOk);
+        })
+    });
+    g.finish();
+}
+
+fn append_sync_group_commit(c: &mut Criterion) {
+    const APPENDERS: usize = 64;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MessageStore::open(config(dir.path(), FlushDiskType::SyncFlush)).unwrap());
+    let mut g = c.benchmark_group("append");
+    g.throughput(Throughput::Elements(APPENDERS as u64));
+    // One iteration = every one of 64 threads appends one 1 KiB message and waits for its fsync.
+    g.bench_function("1KiB_sync_flush_64_appenders", |b| {
+        b.iter_custom(|iters| {
+            let start = Arc::new(Barrier::new(APPENDERS + 1));
+            let threads: Vec<_> = (0..APPENDERS)
+                .map(|t| {
+                    let store = Arc::clone(&store);
+                    let start = Arc::clone(&start);
+                    std::thread::spawn(move || {
+                        let m = message("BenchSync", (t % 8) as i32, 1024);
+                        start.wait();
+                        for _ in 0..iters {
+                            let r = store.put_message(m.clone()).wait();
+                            assert_eq!(r.status, PutStatus::PutOk);
+                        }
+                    })
+                })
+                .collect();
+            start.wait();
+            let t0 = Instant::now();
+            for t in threads {
+                t.join().unwrap();
+            }
+            t0.elapsed()
+        })
+    });
+    g.finish();
+}
+
+fn read_32(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MessageStore::open(config(dir.path(), FlushDiskType::AsyncFlush)).unwrap();
+    let m = message("BenchRead", 0, 1024);
+    for _ in 0..20_000 {
+        store.put_message(m.clone()).wait();
+    }
+    let mut g = c.benchmark_group("read");
+    g.throughput(Throughput::Elements(32));
+    let mut off = 0i64;
+    g.bench_function("32_messages_1KiB", |b| {
+        b.iter(|| {
+            let r = store.get_message("BenchRead", 0, off, 32, 1 << 20, None);
+            assert_eq!(r.status, GetStatus::Found);
+            off = (off + 32) % 19_968;
+            r.messages.len()
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = append_async, append_sync_group_commit, read_32
+}
+criterion_main!(benches);

@@ -233,9 +233,11 @@ impl MappedFile {
         Ok(())
     }
 
-    /// End of the non-zero bytes at or after `pos` (recovery: how far garbage reaches).
-    pub fn nonzero_end(&self, pos: usize) -> usize {
-        let raw = &self.mmap[pos.min(self.size)..];
+    /// End of the non-zero bytes in `[pos, pos + window)` (how far garbage after a torn write
+    /// reaches; the window bounds how much of a sparse tail gets paged in).
+    pub fn nonzero_end(&self, pos: usize, window: usize) -> usize {
+        let pos = pos.min(self.size);
+        let raw = &self.mmap[pos..pos.saturating_add(window).min(self.size)];
         match raw.iter().rposition(|&b| b != 0) {
             Some(i) => pos + i + 1,
             None => pos,
@@ -278,6 +280,10 @@ impl AsRef<[u8]> for Window {
         &self.file.mmap[self.pos..self.pos + self.len]
     }
 }
+
+/// How far past a truncation point stale bytes are looked for: a torn record is at most one
+/// message (4 MiB body limit plus headers and properties).
+pub const GARBAGE_WINDOW: usize = 8 << 20;
 
 /// Ordered files of one directory, each `file_size` bytes, named by start offset.
 #[derive(Debug)]
@@ -406,12 +412,12 @@ impl MappedFileQueue {
                 break;
             }
             let f = files.pop().expect("non-empty");
-            dropped += f.nonzero_end(0) as u64;
+            dropped += f.wrote().max(f.nonzero_end(0, GARBAGE_WINDOW)) as u64;
             fs::remove_file(f.path()).at(f.path())?;
         }
         if let Some(last) = files.last() {
             let pos = (offset - last.from()) as usize;
-            let end = last.nonzero_end(pos);
+            let end = last.wrote().max(last.nonzero_end(pos, GARBAGE_WINDOW));
             dropped += end.saturating_sub(pos) as u64;
             last.truncate_to(pos, end)?;
         }

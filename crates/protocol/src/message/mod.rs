@@ -24,8 +24,8 @@ pub use hash::{java_string_hash, tags_code};
 pub use ids::{decode_offset_msg_id, encode_offset_msg_id, UniqIdGenerator};
 pub use properties::{names, Properties, NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR};
 pub use stored::{
-    body_crc, born_host_len, decode, decode_view, peek_total_size, store_host_len, store_host_pos,
-    store_timestamp_pos, MessageView, StoredMessage,
+    body_crc, born_host_len, decode, decode_all, decode_view, peek_total_size, store_host_len,
+    store_host_pos, store_timestamp_pos, MessageView, StoredMessage,
 };
 
 use thiserror::Error;

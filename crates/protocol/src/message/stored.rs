@@ -321,6 +321,18 @@ pub fn decode_view(buf: &[u8], check_crc: bool) -> Result<MessageView<'_>, Decod
     })
 }
 
+/// Decodes consecutive records (a pull or query response body) without copying.
+pub fn decode_all(buf: &[u8], check_crc: bool) -> Result<Vec<MessageView<'_>>, DecodeError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < buf.len() {
+        let v = decode_view(&buf[pos..], check_crc)?;
+        pos += v.total_size as usize;
+        out.push(v);
+    }
+    Ok(out)
+}
+
 fn body_crc_of(body: &[u8]) -> u32 {
     body_crc(body)
 }

@@ -119,6 +119,17 @@ fn golden_v2_ipv6() {
 }
 
 #[test]
+fn decode_all_reads_a_pull_body() {
+    let mut body = golden_v1();
+    body.extend(golden_v1());
+    let all = decode_all(&body, true).unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].to_owned_message(), golden_v1_message());
+    assert!(decode_all(&body[..150], true).is_err());
+    assert!(decode_all(&[], true).unwrap().is_empty());
+}
+
+#[test]
 fn rejects_bad_records() {
     let good = golden_v1();
     let mut bad_crc = good.clone();
@@ -244,6 +255,7 @@ proptest! {
     fn random_input_never_panics(b in proptest::collection::vec(any::<u8>(), 0..400)) {
         let _ = decode(&b);
         let _ = decode_view(&b, false);
+        let _ = decode_all(&b, true);
         let _ = decode_batch(&Bytes::from(b.clone()));
         let _ = Properties::parse(&String::from_utf8_lossy(&b));
         let _ = decode_offset_msg_id(&String::from_utf8_lossy(&b));

@@ -12,6 +12,7 @@ use crate::config::StoreConfig;
 use crate::consume_queue::ConsumeQueue;
 use crate::dispatch::DispatchRequest;
 use crate::error::{IoContext, StoreError};
+use crate::mapped_file::GARBAGE_WINDOW;
 
 /// Segments re-checked after a clean shutdown (RocketMQ checks the last three).
 const CLEAN_RECHECK_FILES: usize = 3;
@@ -166,7 +167,9 @@ fn recover_commitlog(
                 Slot::End => {
                     f.set_recovered(pos);
                     end = f.from() + pos as i64;
-                    if i + 1 < files.len() || pos + 8 < size && f.nonzero_end(pos) > pos {
+                    if i + 1 < files.len()
+                        || pos + 8 < size && f.nonzero_end(pos, GARBAGE_WINDOW) > pos
+                    {
                         bad = Some((i, pos, "unexpected zeros inside written data".into()));
                     }
                     break 'files;

@@ -173,7 +173,8 @@ impl IndexFile {
 
     /// Physical offsets of entries for `key` stored within `[begin, end]`, newest first.
     pub fn select(&self, key: &str, max: usize, begin: i64, end: i64, out: &mut Vec<i64>) {
-        let h = self.header();
+        // Held for the walk: writers of slots and entries take the same lock.
+        let h = self.header.lock().unwrap_or_else(|e| e.into_inner());
         let key_hash = index_key_hash(key);
         let slot_pos = HEADER + (key_hash as u32 % self.slots) as usize * SLOT;
         let slot_value = self.read_i32(slot_pos);

@@ -6,8 +6,15 @@
 //! replication layer uses [`MessageStore::commitlog_data`], [`MessageStore::append_raw`],
 //! [`MessageStore::truncate`] and the confirmed-offset hooks.
 //!
-//! Writes go through shared memory maps (memcpy + msync), which measured faster than a `pwrite`
-//! per append and gives zero-copy reads.
+//! Writes go through shared memory maps (memcpy + msync), not `pwrite`: on the build machine a
+//! 1,100-byte append costs 2.0 µs with `pwrite`, 3.4 µs with a memcpy into cold mapped pages and
+//! 70 ns into pages faulted in ahead of time, which a helper thread does with
+//! MADV_POPULATE_WRITE. Mapped segments also give zero-copy reads ([`bytes::Bytes`] over the map).
+//!
+//! Async use: [`MessageStore::put_message`] does the append on the calling thread (a memcpy and a
+//! few index writes, no waiting on the disk) and returns a [`PutFuture`] that resolves when the
+//! flush policy is satisfied; `.await` it, or call [`PutFuture::wait`] from a plain thread. Reads
+//! never wait on I/O beyond page faults.
 
 mod ack;
 pub mod checkpoint;

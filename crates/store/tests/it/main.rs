@@ -4,6 +4,7 @@ mod common;
 mod crash;
 mod flush;
 mod index;
+mod model;
 mod readwrite;
 mod recovery;
 mod replica;

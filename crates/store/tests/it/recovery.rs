@@ -1,6 +1,8 @@
 //! Recovery from damaged files: torn tail, zeroed tail, a flipped bit before the flushed point,
 //! and rebuilding lost consume queues after a crash.
 
+use std::sync::{Arc, Mutex};
+
 use ferrocket_protocol::message::decode;
 use ferrocket_store::checkpoint::Checkpoint;
 use ferrocket_store::{MessageStore, PutStatus, StoreError};
@@ -41,6 +43,36 @@ fn patch(dir: &std::path::Path, file: &str, f: impl FnOnce(&mut Vec<u8>)) {
     std::fs::write(&p, b).unwrap();
 }
 
+/// Collects the formatted fields of every WARN-or-worse event.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<String>>>);
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, e: &tracing::Event<'_>) {
+        struct V(String);
+        impl tracing::field::Visit for V {
+            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!("{}={:?} ", f.name(), v));
+            }
+        }
+        if *e.metadata().level() <= tracing::Level::WARN {
+            let mut v = V(String::new());
+            e.record(&mut v);
+            self.0.lock().unwrap().push(v.0);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 #[test]
 fn torn_tail_is_dropped_and_appends_continue_there() {
     let dir = tempfile::tempdir().unwrap();
@@ -52,7 +84,18 @@ fn torn_tail_is_dropped_and_appends_continue_there() {
         let size = i32::from_be_bytes(b[last..last + 4].try_into().unwrap()) as usize;
         b[last + size / 2..last + size].fill(0);
     });
-    let store = MessageStore::open(small_config(dir.path())).unwrap();
+    let capture = Capture::default();
+    let store = tracing::subscriber::with_default(capture.clone(), || {
+        MessageStore::open(small_config(dir.path())).unwrap()
+    });
+    // Exactly one warning, naming the offset and how many bytes were dropped.
+    let warnings = capture.0.lock().unwrap().clone();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains(&format!("offset={}", offs[29])),
+        "{warnings:?}"
+    );
+    assert!(warnings[0].contains("bytes="), "{warnings:?}");
     assert_eq!(store.max_phy_offset(), offs[29]);
     let all = read_all(&store, "R", 0);
     assert_eq!(all.len(), 29);

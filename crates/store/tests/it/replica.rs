@@ -132,3 +132,49 @@ fn confirmed_offset_bounds_reads_and_wakes_waiters() {
         5
     );
 }
+
+#[test]
+fn replica_starting_mid_log_fills_queue_holes() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let master = MessageStore::open(small_config(d1.path())).unwrap();
+    for i in 0..400u64 {
+        master
+            .put_message(msg("Mid", 0, &body(8, i), None, &[]))
+            .wait();
+    }
+    let replica = MessageStore::open(small_config(d2.path())).unwrap();
+    // The replica only gets the log from the third segment on.
+    let start = 2 * 65536;
+    assert!(matches!(
+        replica.append_raw(start + 1, b"x"),
+        Err(StoreError::NotContiguous { .. })
+    ));
+    let mut off = start;
+    while off < master.max_phy_offset() {
+        let chunk = master.commitlog_data(off, 4096).unwrap();
+        off = replica.append_raw(off, &chunk).unwrap();
+    }
+    let first = read_all(&master, "Mid", 0)
+        .into_iter()
+        .find(|m| m.physical_offset >= start)
+        .unwrap();
+    assert_eq!(replica.min_phy_offset(), start);
+    assert_eq!(replica.min_offset_in_queue("Mid", 0), first.queue_offset);
+    assert_eq!(replica.max_offset_in_queue("Mid", 0), 400);
+    let r = replica.get_message("Mid", 0, 0, 32, 1 << 20, None);
+    assert_eq!(
+        (r.status, r.next_begin_offset),
+        (GetStatus::OffsetTooSmall, first.queue_offset)
+    );
+    let got = read_all(&replica, "Mid", 0);
+    assert_eq!(got.len() as i64, 400 - first.queue_offset);
+    assert_eq!(got[0], first);
+    // It survives a restart, holes and all.
+    drop(replica);
+    let replica = MessageStore::open(small_config(d2.path())).unwrap();
+    assert_eq!(replica.min_offset_in_queue("Mid", 0), first.queue_offset);
+    assert_eq!(
+        read_all(&replica, "Mid", 0).len() as i64,
+        400 - first.queue_offset
+    );
+}

@@ -68,6 +68,13 @@ pub mod names {
     pub const CRC32: &str = "__CRC32#";
     /// Prefix of properties that are never stored.
     pub const TRANSIENT_PREFIX: &str = "__RMQ.TRANSIENT.";
+    /// Short aliases named after the wire keys.
+    pub const UNIQ_KEY: &str = UNIQ_CLIENT_MESSAGE_ID_KEYIDX;
+    pub const DELAY: &str = DELAY_TIME_LEVEL;
+    pub const TRAN_MSG: &str = TRANSACTION_PREPARED;
+    pub const WAIT: &str = WAIT_STORE_MSG_OK;
+    pub const REAL_QID: &str = REAL_QUEUE_ID;
+    pub const PGROUP: &str = PRODUCER_GROUP;
     /// Query flag: look the key up as a UNIQ_KEY.
     pub const UNIQUE_KEY_QUERY: &str = "_UNIQUE_KEY_QUERY";
 }

@@ -114,6 +114,28 @@ fn put_host(out: &mut impl BufMut, addr: &SocketAddr) {
 }
 
 impl StoredMessage {
+    /// A message with the given destination and body; every other field zero, hosts 0.0.0.0:0
+    /// (the store fills in offsets, store time and store host when it appends).
+    pub fn new(topic: impl Into<String>, queue_id: i32, body: impl Into<Bytes>) -> Self {
+        let unspecified = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+        Self {
+            queue_id,
+            flag: 0,
+            queue_offset: 0,
+            physical_offset: 0,
+            sys_flag: 0,
+            born_timestamp: 0,
+            born_host: unspecified,
+            store_timestamp: 0,
+            store_host: unspecified,
+            reconsume_times: 0,
+            prepared_transaction_offset: 0,
+            body: body.into(),
+            topic: topic.into(),
+            properties: Properties::new(),
+        }
+    }
+
     /// True when this message is written with the v2 magic (topic longer than 127 bytes).
     pub fn is_v2(&self) -> bool {
         self.topic.len() > MAX_V1_TOPIC_LEN

@@ -119,6 +119,18 @@ fn golden_v2_ipv6() {
 }
 
 #[test]
+fn new_message_encodes_minimal_record() {
+    let m = StoredMessage::new("T", 2, Bytes::from_static(b"x"));
+    let b = m.to_bytes().unwrap();
+    // 84 fixed + 4+1 body + 1+1 topic + 2 properties
+    assert_eq!(b.len(), 93);
+    assert_eq!(&b[12..16], &[0, 0, 0, 2]);
+    assert_eq!(decode(&b).unwrap(), m);
+    assert_eq!(names::UNIQ_KEY, "UNIQ_KEY");
+    assert_eq!(names::DELAY, "DELAY");
+}
+
+#[test]
 fn decode_all_reads_a_pull_body() {
     let mut body = golden_v1();
     body.extend(golden_v1());

@@ -55,10 +55,14 @@ pub(super) fn recover(inner: &Inner, ckpt: &Checkpoint, crashed: bool) -> Result
     for q in &queues {
         q.correct_min_offset(min_phys);
     }
+    // After a clean shutdown the derived files are complete up to the last queue entry; after a
+    // crash, everything from the re-checked segments on is dispatched again (idempotently).
     let from = if queues.is_empty() {
         min_phys
-    } else {
+    } else if crashed {
         scan_start.min(cq_end).max(min_phys)
+    } else {
+        cq_end.max(min_phys)
     };
     let mut w = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
     w.reset();

@@ -36,3 +36,17 @@ pub use env::{disk_used_ratio, StoreEnv, SystemEnv};
 pub use error::StoreError;
 pub use status::{AppendResult, GetResult, GetStatus, PutResult, PutStatus, QueryResult};
 pub use store::{CleanReport, MessageStore};
+
+#[cfg(test)]
+mod tests {
+    /// The store is shared across threads and tasks; its futures move between them.
+    #[test]
+    fn thread_safety() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<super::MessageStore>();
+        send_sync::<super::kv::MetaKv>();
+        send::<super::PutFuture>();
+        send::<super::OffsetFuture>();
+    }
+}

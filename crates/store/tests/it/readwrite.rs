@@ -215,3 +215,33 @@ fn offset_by_time_and_reopen_keeps_everything() {
         Err(ferrocket_store::StoreError::Locked(_))
     ));
 }
+
+#[test]
+fn schedule_topic_tags_code_is_the_delivery_time_and_halves_skip_queues() {
+    use ferrocket_protocol::message::{names, sysflag};
+    let dir = tempfile::tempdir().unwrap();
+    let store = MessageStore::open(small_config(dir.path())).unwrap();
+    let mut m = msg("SCHEDULE_TOPIC_XXXX", 2, b"later", Some("TagA"), &[]);
+    m.properties.insert(names::DELAY, "3"); // 10s
+    let a = store.put_message(m).wait().append.unwrap();
+    let e = store.queue_entry("SCHEDULE_TOPIC_XXXX", 2, 0).unwrap();
+    assert_eq!(e.tags_code, a.store_timestamp + 10_000);
+    // A prepared (half) record gets queue offset 0 and no consume-queue entry.
+    let mut half = msg("TxT", 0, b"half", None, &["txkey"]);
+    half.sys_flag = sysflag::TRANSACTION_PREPARED_TYPE;
+    let a = store.put_message(half).wait().append.unwrap();
+    assert_eq!(a.logics_offset, 0);
+    assert_eq!(store.max_offset_in_queue("TxT", 0), 0);
+    // ... but it is indexed; a commit record goes to the queue.
+    assert_eq!(
+        store
+            .query_message("TxT", "txkey", 4, 0, i64::MAX)
+            .messages
+            .len(),
+        1
+    );
+    let mut commit = msg("TxT", 0, b"commit", None, &[]);
+    commit.sys_flag = sysflag::TRANSACTION_COMMIT_TYPE;
+    store.put_message(commit).wait();
+    assert_eq!(store.max_offset_in_queue("TxT", 0), 1);
+}

@@ -168,7 +168,7 @@ impl MappedFile {
 
     /// Faults in pages for writing up to `ahead` bytes past the write position, so the appender
     /// does not pay for zeroing fresh pages (MADV_POPULATE_WRITE; contents are not touched).
-    /// False when the kernel does not support it.
+    /// False when the kernel does not support it; other failures are retried on the next call.
     pub fn prefault_ahead(&self, ahead: usize) -> bool {
         const CHUNK: usize = 1 << 20;
         let target = (self.wrote() + ahead).min(self.size);
@@ -178,12 +178,11 @@ impl MappedFile {
             .max(self.wrote() & !4095);
         while done < target {
             let len = CHUNK.min(self.size - done);
-            if self
+            if let Err(e) = self
                 .mmap
                 .advise_range(memmap2::Advice::PopulateWrite, done, len)
-                .is_err()
             {
-                return false;
+                return e.raw_os_error() != Some(libc::EINVAL);
             }
             done += len;
             self.prefaulted.store(done, Ordering::Release);

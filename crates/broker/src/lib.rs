@@ -1,1 +1,143 @@
 //! The broker: where the store, replication and the network meet.
+//!
+//! [`start`] opens the store and metadata, binds the main port (`listenPort`) and the fast port
+//! (`listenPort - 2`, everything but PULL_MESSAGE), registers with the name servers and returns a
+//! [`BrokerHandle`]; [`run`] does the same and waits for a shutdown future. Request handlers are
+//! plain async functions over the shared [`Broker`] state (`processor::*`), testable without
+//! sockets.
+//!
+//! Shutdown order: stop accepting and reading, let in-flight requests finish (held pulls are
+//! answered at once), persist consumer offsets, flush and close the store, unregister from the
+//! name servers.
+
+mod body;
+mod clients;
+pub mod conf_file;
+pub mod config;
+mod connection;
+mod groups;
+mod headers;
+mod long_poll;
+mod offsets;
+pub mod processor;
+mod register;
+mod remoting_client;
+mod server;
+mod shutdown;
+mod stats;
+mod topic;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ferrocket_store::kv::MetaKv;
+use ferrocket_store::{MessageStore, StoreError};
+use thiserror::Error;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::{BrokerConfig, BrokerRole};
+pub use shutdown::BrokerHandle;
+
+/// What can stop the broker from starting or running.
+#[derive(Debug, Error)]
+pub enum BrokerError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The broker's shared state; every handler takes `&Arc<Broker>`.
+pub struct Broker {
+    pub conf: BrokerConfig,
+    pub(crate) store: Arc<MessageStore>,
+    pub(crate) topics: topic::TopicManager,
+    pub(crate) offsets: offsets::OffsetManager,
+    pub(crate) groups: groups::GroupManager,
+    pub(crate) clients: clients::ClientManager,
+    pub(crate) conns: connection::ConnRegistry,
+    pub(crate) notifier: long_poll::PullNotifier,
+    /// Bounds the sends waiting for or holding the store (the "send queue").
+    pub(crate) send_permits: Semaphore,
+    pub(crate) stats: stats::Stats,
+    /// Fired when the topic table changes: the registration loop registers at once.
+    pub(crate) topics_changed: Arc<Notify>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+    pub(crate) started: Instant,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("name", &self.conf.broker_name)
+            .field("addr", &self.conf.broker_addr())
+            .finish()
+    }
+}
+
+impl Broker {
+    /// Opens the store and the metadata (blocking: recovery may take a while).
+    pub fn open(conf: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
+        let store = MessageStore::open(conf.store.clone())?;
+        let kv_dir = conf.kv_dir();
+        std::fs::create_dir_all(&kv_dir)?;
+        let kv = MetaKv::open(&kv_dir)?;
+        let topics_changed = Arc::new(Notify::new());
+        let topics = topic::TopicManager::load(kv.clone(), &conf, Arc::clone(&topics_changed))?;
+        let offsets = offsets::OffsetManager::load(kv.clone())?;
+        let groups = groups::GroupManager::load(kv, conf.auto_create_subscription_group)?;
+        let permits =
+            conf.send_thread_pool_queue_capacity.max(1) + conf.send_message_thread_pool_nums.max(1);
+        Ok(Arc::new(Broker {
+            store: Arc::new(store),
+            topics,
+            offsets,
+            groups,
+            clients: clients::ClientManager::default(),
+            conns: connection::ConnRegistry::default(),
+            notifier: long_poll::PullNotifier::default(),
+            send_permits: Semaphore::new(permits),
+            stats: stats::Stats::default(),
+            topics_changed,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            started: Instant::now(),
+            conf,
+        }))
+    }
+}
+
+/// Starts a broker in the current tokio runtime.
+pub async fn start(conf: BrokerConfig) -> Result<BrokerHandle, BrokerError> {
+    shutdown::start(conf).await
+}
+
+/// Runs a broker until `shutdown` resolves, then stops it in order.
+pub async fn run(
+    conf: BrokerConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), BrokerError> {
+    let handle = start(conf).await?;
+    shutdown.await;
+    handle.shutdown().await
+}

@@ -1,0 +1,98 @@
+//! `mqbroker`: parse arguments, load and check the conf, install tracing, run the broker until
+//! SIGTERM or SIGINT.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ferrocket_broker::{conf_file, BrokerConfig};
+
+/// Ferrocket broker, a drop-in for RocketMQ's mqbroker.
+#[derive(Debug, Parser)]
+#[command(name = "mqbroker", version)]
+struct Args {
+    /// Broker conf file (RocketMQ .properties).
+    #[arg(short = 'c', long = "configFile")]
+    config_file: Option<PathBuf>,
+    /// Name server list, `host:port;host:port` (overrides the file).
+    #[arg(short = 'n', long = "namesrvAddr")]
+    namesrv_addr: Option<String>,
+    /// Print the effective configuration and exit.
+    #[arg(short = 'p', long = "printConfigItem")]
+    print: bool,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let settings = match conf_file::load(args.config_file.as_deref(), args.namesrv_addr.as_deref())
+    {
+        Ok(s) => s,
+        Err(e) => {
+            let file = args
+                .config_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            eprintln!("mqbroker: cannot read conf file {file}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let conf = match BrokerConfig::from_properties(&conf_file::values(&settings)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mqbroker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.print {
+        for (k, s) in &settings {
+            println!("{k}={}    # {}", s.value, s.source);
+        }
+        println!("{conf:#?}");
+        return ExitCode::SUCCESS;
+    }
+    if args.check {
+        println!("mqbroker: configuration OK");
+        return ExitCode::SUCCESS;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match run(conf) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mqbroker: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(conf: BrokerConfig) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("broker")
+        .build()?;
+    rt.block_on(ferrocket_broker::run(conf, shutdown_signal()))?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install SIGTERM handler");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

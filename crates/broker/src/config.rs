@@ -1,0 +1,408 @@
+//! The broker's typed runtime configuration: RocketMQ's `BrokerConfig`, `NettyServerConfig` and
+//! `MessageStoreConfig` keys the broker acts on, with RocketMQ's defaults.
+//!
+//! Built from the key/value pairs of a RocketMQ `.properties` file ([`BrokerConfig::from_properties`]);
+//! the conf crate does the file parsing, provenance and validation, this module only types the
+//! values. Address rule: when `brokerIP1` is unset the broker advertises the first up,
+//! non-loopback IPv4 address of the host, else `127.0.0.1` (RocketMQ's heuristic is similar but
+//! also skips 192.168.x when something else exists).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use ferrocket_store::{FlushDiskType, StoreConfig};
+
+use crate::BrokerError;
+
+/// The broker's role in a master/slave pair (`brokerRole`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerRole {
+    AsyncMaster,
+    SyncMaster,
+    Slave,
+}
+
+/// Everything the broker reads from its conf file.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub broker_cluster_name: String,
+    pub broker_name: String,
+    pub broker_id: i64,
+    /// Advertised address of the remoting ports (`brokerIP1`, resolved).
+    pub broker_ip1: IpAddr,
+    /// HA address host (`brokerIP2`, defaults to `brokerIP1`).
+    pub broker_ip2: IpAddr,
+    pub listen_port: u16,
+    pub ha_listen_port: u16,
+    /// `namesrvAddr`, split on `;`.
+    pub namesrv_addr: Vec<String>,
+    pub broker_role: BrokerRole,
+    pub broker_permission: i32,
+    pub default_topic_queue_nums: i32,
+    pub auto_create_topic_enable: bool,
+    pub cluster_topic_enable: bool,
+    pub broker_topic_enable: bool,
+    pub auto_create_subscription_group: bool,
+    pub trace_topic_enable: bool,
+    pub msg_trace_topic_name: String,
+    pub send_thread_pool_queue_capacity: usize,
+    pub send_message_thread_pool_nums: usize,
+    pub wait_time_mills_in_send_queue: u64,
+    pub long_polling_enable: bool,
+    pub short_polling_time_mills: u64,
+    pub notify_consumer_ids_changed_enable: bool,
+    pub flush_consumer_offset_interval: u64,
+    pub register_name_server_period: u64,
+    pub register_broker_timeout_mills: u64,
+    pub region_id: String,
+    pub trace_on: bool,
+    pub slave_read_enable: bool,
+    /// Largest frame accepted from a peer.
+    pub max_frame: usize,
+    /// Idle time after which a client channel is closed and its registrations dropped.
+    pub channel_expired_millis: u64,
+    pub store: StoreConfig,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        Self {
+            broker_cluster_name: "DefaultCluster".into(),
+            broker_name: "DEFAULT_BROKER".into(),
+            broker_id: 0,
+            broker_ip1: ip,
+            broker_ip2: ip,
+            listen_port: 10911,
+            ha_listen_port: 10912,
+            namesrv_addr: Vec::new(),
+            broker_role: BrokerRole::AsyncMaster,
+            broker_permission: 6,
+            default_topic_queue_nums: 8,
+            auto_create_topic_enable: true,
+            cluster_topic_enable: true,
+            broker_topic_enable: true,
+            auto_create_subscription_group: true,
+            trace_topic_enable: false,
+            msg_trace_topic_name: "RMQ_SYS_TRACE_TOPIC".into(),
+            send_thread_pool_queue_capacity: 10_000,
+            send_message_thread_pool_nums: cores.min(4),
+            wait_time_mills_in_send_queue: 200,
+            long_polling_enable: true,
+            short_polling_time_mills: 1000,
+            notify_consumer_ids_changed_enable: true,
+            flush_consumer_offset_interval: 5000,
+            register_name_server_period: 30_000,
+            register_broker_timeout_mills: 6000,
+            region_id: "DefaultRegion".into(),
+            trace_on: true,
+            slave_read_enable: false,
+            max_frame: ferrocket_protocol::frame::DEFAULT_MAX_FRAME,
+            channel_expired_millis: 120_000,
+            store: StoreConfig::default(),
+        }
+    }
+}
+
+struct Props<'a>(&'a HashMap<String, String>);
+
+impl Props<'_> {
+    fn str(&self, key: &str) -> Option<String> {
+        self.0
+            .get(key)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn parse<T: std::str::FromStr>(&self, key: &'static str) -> Result<Option<T>, BrokerError> {
+        match self.str(key) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| BrokerError::Config(format!("{key}={v} is not a valid value"))),
+        }
+    }
+
+    fn set<T: std::str::FromStr>(&self, key: &'static str, dst: &mut T) -> Result<(), BrokerError> {
+        if let Some(v) = self.parse(key)? {
+            *dst = v;
+        }
+        Ok(())
+    }
+}
+
+impl BrokerConfig {
+    /// Types the key/value pairs of a broker conf file (unknown keys are ignored, as RocketMQ
+    /// does). `brokerIP1` unset resolves to the host's first non-loopback IPv4 address.
+    pub fn from_properties(map: &HashMap<String, String>) -> Result<Self, BrokerError> {
+        let p = Props(map);
+        let mut c = BrokerConfig::default();
+        if let Some(name) = p.str("brokerName") {
+            c.broker_name = name;
+        } else if let Some(host) = hostname() {
+            c.broker_name = host;
+        }
+        p.set("brokerClusterName", &mut c.broker_cluster_name)?;
+        p.set("brokerId", &mut c.broker_id)?;
+        p.set("listenPort", &mut c.listen_port)?;
+        c.broker_ip1 = match p.str("brokerIP1") {
+            Some(v) => v
+                .parse()
+                .map_err(|_| BrokerError::Config(format!("brokerIP1={v} is not an IP address")))?,
+            None => default_ip(),
+        };
+        c.broker_ip2 = match p.str("brokerIP2") {
+            Some(v) => v
+                .parse()
+                .map_err(|_| BrokerError::Config(format!("brokerIP2={v} is not an IP address")))?,
+            None => c.broker_ip1,
+        };
+        // RocketMQ 4.9 always puts HA on listenPort + 1; 5.x honours an explicit haListenPort.
+        c.ha_listen_port = c.listen_port.wrapping_add(1);
+        p.set("haListenPort", &mut c.ha_listen_port)?;
+        if let Some(v) = p.str("namesrvAddr") {
+            c.namesrv_addr = split_namesrv(&v);
+        }
+        if let Some(role) = p.str("brokerRole") {
+            c.broker_role = match role.as_str() {
+                "ASYNC_MASTER" => BrokerRole::AsyncMaster,
+                "SYNC_MASTER" => BrokerRole::SyncMaster,
+                "SLAVE" => BrokerRole::Slave,
+                other => {
+                    return Err(BrokerError::Config(format!(
+                        "brokerRole={other}: expected ASYNC_MASTER, SYNC_MASTER or SLAVE"
+                    )))
+                }
+            };
+        }
+        if c.broker_role != BrokerRole::Slave {
+            c.broker_id = 0;
+        }
+        p.set("brokerPermission", &mut c.broker_permission)?;
+        p.set("defaultTopicQueueNums", &mut c.default_topic_queue_nums)?;
+        p.set("autoCreateTopicEnable", &mut c.auto_create_topic_enable)?;
+        p.set("clusterTopicEnable", &mut c.cluster_topic_enable)?;
+        p.set("brokerTopicEnable", &mut c.broker_topic_enable)?;
+        p.set(
+            "autoCreateSubscriptionGroup",
+            &mut c.auto_create_subscription_group,
+        )?;
+        p.set("traceTopicEnable", &mut c.trace_topic_enable)?;
+        p.set("msgTraceTopicName", &mut c.msg_trace_topic_name)?;
+        p.set(
+            "sendThreadPoolQueueCapacity",
+            &mut c.send_thread_pool_queue_capacity,
+        )?;
+        p.set(
+            "sendMessageThreadPoolNums",
+            &mut c.send_message_thread_pool_nums,
+        )?;
+        p.set(
+            "waitTimeMillsInSendQueue",
+            &mut c.wait_time_mills_in_send_queue,
+        )?;
+        p.set("longPollingEnable", &mut c.long_polling_enable)?;
+        p.set("shortPollingTimeMills", &mut c.short_polling_time_mills)?;
+        p.set(
+            "notifyConsumerIdsChangedEnable",
+            &mut c.notify_consumer_ids_changed_enable,
+        )?;
+        p.set(
+            "flushConsumerOffsetInterval",
+            &mut c.flush_consumer_offset_interval,
+        )?;
+        p.set(
+            "registerNameServerPeriod",
+            &mut c.register_name_server_period,
+        )?;
+        c.register_name_server_period = c.register_name_server_period.clamp(10_000, 60_000);
+        p.set(
+            "registerBrokerTimeoutMills",
+            &mut c.register_broker_timeout_mills,
+        )?;
+        p.set("regionId", &mut c.region_id)?;
+        p.set("traceOn", &mut c.trace_on)?;
+        p.set("slaveReadEnable", &mut c.slave_read_enable)?;
+
+        let s = &mut c.store;
+        if let Some(root) = p.str("storePathRootDir") {
+            s.store_path_root_dir = PathBuf::from(root);
+        }
+        if let Some(cl) = p.str("storePathCommitLog") {
+            s.store_path_commit_log = Some(PathBuf::from(cl));
+        }
+        for key in ["mapedFileSizeCommitLog", "mappedFileSizeCommitLog"] {
+            p.set(key, &mut s.mapped_file_size_commit_log)?;
+        }
+        for key in ["mapedFileSizeConsumeQueue", "mappedFileSizeConsumeQueue"] {
+            p.set(key, &mut s.mapped_file_size_consume_queue)?;
+        }
+        if let Some(ft) = p.str("flushDiskType") {
+            s.flush_disk_type = match ft.as_str() {
+                "ASYNC_FLUSH" => FlushDiskType::AsyncFlush,
+                "SYNC_FLUSH" => FlushDiskType::SyncFlush,
+                other => {
+                    return Err(BrokerError::Config(format!(
+                        "flushDiskType={other}: expected ASYNC_FLUSH or SYNC_FLUSH"
+                    )))
+                }
+            };
+        }
+        p.set("flushIntervalCommitLog", &mut s.flush_interval_commit_log)?;
+        p.set(
+            "flushCommitLogLeastPages",
+            &mut s.flush_commit_log_least_pages,
+        )?;
+        p.set(
+            "flushCommitLogThoroughInterval",
+            &mut s.flush_commit_log_thorough_interval,
+        )?;
+        p.set(
+            "flushIntervalConsumeQueue",
+            &mut s.flush_interval_consume_queue,
+        )?;
+        p.set("syncFlushTimeout", &mut s.sync_flush_timeout)?;
+        p.set("deleteWhen", &mut s.delete_when)?;
+        p.set("fileReservedTime", &mut s.file_reserved_time)?;
+        p.set("diskMaxUsedSpaceRatio", &mut s.disk_max_used_space_ratio)?;
+        p.set("cleanFileForciblyEnable", &mut s.clean_file_forcibly_enable)?;
+        p.set("maxMessageSize", &mut s.max_message_size)?;
+        p.set("messageIndexEnable", &mut s.message_index_enable)?;
+        p.set("maxHashSlotNum", &mut s.max_hash_slot_num)?;
+        p.set("maxIndexNum", &mut s.max_index_num)?;
+        p.set("defaultQueryMaxNum", &mut s.default_query_max_num)?;
+        p.set(
+            "maxTransferBytesOnMessageInMemory",
+            &mut s.max_transfer_bytes_on_message_in_memory,
+        )?;
+        p.set(
+            "maxTransferCountOnMessageInMemory",
+            &mut s.max_transfer_count_on_message_in_memory,
+        )?;
+        p.set("messageDelayLevel", &mut s.message_delay_level)?;
+        s.store_host = SocketAddr::new(c.broker_ip1, c.listen_port);
+        Ok(c)
+    }
+
+    /// `brokerIP1:listenPort`, the address registered with the name servers.
+    pub fn broker_addr(&self) -> String {
+        SocketAddr::new(self.broker_ip1, self.listen_port).to_string()
+    }
+
+    /// `brokerIP2:haListenPort`.
+    pub fn ha_server_addr(&self) -> String {
+        SocketAddr::new(self.broker_ip2, self.ha_listen_port).to_string()
+    }
+
+    /// The fast ("VIP") port: `listenPort - 2`.
+    pub fn fast_listen_port(&self) -> u16 {
+        self.listen_port.saturating_sub(2)
+    }
+
+    pub fn is_slave(&self) -> bool {
+        self.broker_role == BrokerRole::Slave
+    }
+
+    /// Where topic configs, offsets and groups live (`<storePathRootDir>/config/kv`).
+    pub fn kv_dir(&self) -> PathBuf {
+        self.store.store_path_root_dir.join("config").join("kv")
+    }
+}
+
+/// Splits `host:port;host:port`, dropping blanks.
+pub fn split_namesrv(v: &str) -> Vec<String> {
+    v.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    let s = String::from_utf8_lossy(&buf[..end]).into_owned();
+    (!s.is_empty()).then_some(s)
+}
+
+/// The first up, non-loopback, non-link-local IPv4 address of the host, else 127.0.0.1.
+pub fn default_ip() -> IpAddr {
+    let mut found = None;
+    let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a linked list we only read and free with freeifaddrs.
+    unsafe {
+        if libc::getifaddrs(&mut addrs) == 0 {
+            let mut cur = addrs;
+            while !cur.is_null() {
+                let ifa = &*cur;
+                let up = ifa.ifa_flags & (libc::IFF_UP as u32) != 0;
+                if up
+                    && !ifa.ifa_addr.is_null()
+                    && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET
+                {
+                    let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                    let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                    if !ip.is_loopback() && !ip.is_link_local() && !ip.is_unspecified() {
+                        found = Some(ip);
+                        break;
+                    }
+                }
+                cur = ifa.ifa_next;
+            }
+            libc::freeifaddrs(addrs);
+        }
+    }
+    IpAddr::V4(found.unwrap_or(Ipv4Addr::LOCALHOST))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn stock_keys_and_defaults() {
+        let c = BrokerConfig::from_properties(&props(&[
+            ("brokerClusterName", "DefaultCluster"),
+            ("brokerName", "broker-a"),
+            ("brokerId", "0"),
+            ("deleteWhen", "04"),
+            ("fileReservedTime", "48"),
+            ("brokerRole", "ASYNC_MASTER"),
+            ("flushDiskType", "ASYNC_FLUSH"),
+            ("brokerIP1", "127.0.0.2"),
+            ("listenPort", "20911"),
+            ("namesrvAddr", "a:1; b:2;"),
+        ]))
+        .unwrap();
+        assert_eq!(c.broker_name, "broker-a");
+        assert_eq!(c.broker_addr(), "127.0.0.2:20911");
+        assert_eq!(c.ha_server_addr(), "127.0.0.2:20912");
+        assert_eq!(c.fast_listen_port(), 20909);
+        assert_eq!(c.namesrv_addr, vec!["a:1", "b:2"]);
+        assert_eq!(c.store.file_reserved_time, 48);
+        assert_eq!(c.default_topic_queue_nums, 8);
+    }
+
+    #[test]
+    fn bad_enum_is_an_error() {
+        assert!(BrokerConfig::from_properties(&props(&[("flushDiskType", "SOMETIMES")])).is_err());
+        assert!(BrokerConfig::from_properties(&props(&[("listenPort", "x")])).is_err());
+    }
+}

@@ -1,0 +1,112 @@
+//! Request dispatch: one plain async function per request code over the shared [`Broker`].
+//!
+//! Answers: unknown codes get REQUEST_CODE_NOT_SUPPORTED; a header that cannot be read gets
+//! SYSTEM_ERROR with the reason; the caller drops the answer of a oneway request.
+
+pub mod admin;
+pub mod client;
+pub mod offset;
+pub mod pull;
+pub mod send;
+
+use std::sync::Arc;
+
+use ferrocket_protocol::error::HeaderError;
+use ferrocket_protocol::{RemotingCommand, RequestCode, ResponseCode};
+
+use crate::connection::{ConnHandle, Outgoing};
+use crate::{Broker, BrokerError};
+
+/// Where a request came from.
+#[derive(Debug, Clone)]
+pub struct RequestCtx {
+    pub conn: Arc<ConnHandle>,
+    /// Arrived on the fast (VIP) port.
+    pub fast: bool,
+}
+
+/// Why a handler could not answer normally; becomes a SYSTEM_ERROR response.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<ferrocket_store::StoreError> for HandlerError {
+    fn from(e: ferrocket_store::StoreError) -> Self {
+        HandlerError::Broker(e.into())
+    }
+}
+
+pub type HandlerResult = Result<Outgoing, HandlerError>;
+
+/// A response with `code` and no remark.
+pub fn reply(req: &RemotingCommand, code: ResponseCode) -> RemotingCommand {
+    RemotingCommand::response_to(req, code)
+}
+
+/// Answers one request; `None` only when there is nothing to send back at all.
+pub async fn process(b: &Arc<Broker>, ctx: &RequestCtx, req: RemotingCommand) -> Option<Outgoing> {
+    let code = req.code;
+    let r = match RequestCode::from_i32(code) {
+        Some(c) => dispatch(b, ctx, c, &req).await,
+        None => None,
+    };
+    Some(match r {
+        Some(Ok(out)) => out,
+        Some(Err(e)) => {
+            tracing::debug!(code, error = %e, "request failed");
+            RemotingCommand::error_to(&req, ResponseCode::SYSTEM_ERROR, e.to_string()).into()
+        }
+        None => RemotingCommand::error_to(
+            &req,
+            ResponseCode::REQUEST_CODE_NOT_SUPPORTED,
+            format!(" request type {code} not supported"),
+        )
+        .into(),
+    })
+}
+
+async fn dispatch(
+    b: &Arc<Broker>,
+    ctx: &RequestCtx,
+    code: RequestCode,
+    req: &RemotingCommand,
+) -> Option<HandlerResult> {
+    use RequestCode as C;
+    Some(match code {
+        C::SEND_MESSAGE | C::SEND_MESSAGE_V2 | C::SEND_BATCH_MESSAGE => {
+            send::handle(b, ctx, req).await
+        }
+        C::PULL_MESSAGE if !ctx.fast => pull::handle(b, ctx, req).await,
+        C::QUERY_CONSUMER_OFFSET => offset::query_consumer_offset(b, req),
+        C::UPDATE_CONSUMER_OFFSET => offset::update_consumer_offset(b, req),
+        C::GET_MAX_OFFSET => offset::get_max_offset(b, req),
+        C::GET_MIN_OFFSET => offset::get_min_offset(b, req),
+        C::SEARCH_OFFSET_BY_TIMESTAMP => offset::search_offset_by_timestamp(b, req),
+        C::GET_EARLIEST_MSG_STORETIME => offset::get_earliest_msg_storetime(b, req),
+        C::GET_ALL_CONSUMER_OFFSET => offset::get_all_consumer_offset(b, req),
+        C::HEART_BEAT => client::heartbeat(b, ctx, req),
+        C::UNREGISTER_CLIENT => client::unregister_client(b, ctx, req),
+        C::GET_CONSUMER_LIST_BY_GROUP => client::get_consumer_list_by_group(b, req),
+        C::CHECK_CLIENT_CONFIG => Ok(reply(req, ResponseCode::SUCCESS).into()),
+        C::UPDATE_AND_CREATE_TOPIC => admin::update_and_create_topic(b, req),
+        C::DELETE_TOPIC_IN_BROKER => admin::delete_topic(b, req),
+        C::GET_ALL_TOPIC_CONFIG => admin::get_all_topic_config(b, req),
+        C::GET_TOPIC_STATS_INFO => admin::get_topic_stats_info(b, req),
+        C::GET_BROKER_RUNTIME_INFO => admin::get_broker_runtime_info(b, req),
+        C::GET_CONSUME_STATS => admin::get_consume_stats(b, req),
+        C::GET_CONSUMER_CONNECTION_LIST => admin::get_consumer_connection_list(b, req),
+        C::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => {
+            admin::update_and_create_subscription_group(b, req)
+        }
+        C::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => admin::get_all_subscription_group_config(b, req),
+        C::VIEW_MESSAGE_BY_ID => admin::view_message_by_id(b, req),
+        C::QUERY_MESSAGE => admin::query_message(b, req),
+        _ => return None,
+    })
+}

@@ -1,0 +1,278 @@
+//! SEND_MESSAGE (10), SEND_MESSAGE_V2 (310) and SEND_BATCH_MESSAGE (320). Hot path.
+//!
+//! Checks (broker and topic permissions, topic name, auto-creation through the template topic,
+//! queue id, sizes), then hands the message to the store, which encodes it straight into the
+//! commitlog; the body is the request's own buffer (no copy). A bounded number of sends may wait
+//! for or hold the store; one that cannot get in within `waitTimeMillsInSendQueue` is refused
+//! with SYSTEM_BUSY instead of queueing without bound.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferrocket_protocol::message::{
+    decode_batch, names, Properties, StoredMessage, MAX_PROPERTIES_LEN,
+};
+use ferrocket_protocol::{RemotingCommand, RequestCode, ResponseCode};
+use ferrocket_store::PutStatus;
+
+use super::{HandlerResult, RequestCtx};
+use crate::body::perm;
+use crate::headers::SendMessageRequestHeader;
+use crate::topic::{self, DLQ_GROUP_TOPIC_PREFIX, RETRY_GROUP_TOPIC_PREFIX};
+use crate::Broker;
+
+/// RocketMQ's `MQVersion.V3_4_9`: from this client version on the header's maxReconsumeTimes counts.
+const V3_4_9: i32 = 121;
+
+static QUEUE_PICK: AtomicU32 = AtomicU32::new(0);
+
+fn refuse(req: &RemotingCommand, code: ResponseCode, remark: impl Into<String>) -> HandlerResult {
+    Ok(RemotingCommand::error_to(req, code, remark).into())
+}
+
+/// Handles one send request.
+pub async fn handle(b: &Arc<Broker>, ctx: &RequestCtx, req: &RemotingCommand) -> HandlerResult {
+    let arrived = Instant::now();
+    let wait = Duration::from_millis(b.conf.wait_time_mills_in_send_queue);
+    let _permit = match tokio::time::timeout(wait, b.send_permits.acquire()).await {
+        Ok(Ok(p)) => p,
+        _ => {
+            return refuse(
+                req,
+                ResponseCode::SYSTEM_BUSY,
+                format!(
+                    "[TIMEOUT_CLEAN_QUEUE]broker busy, start flow control for a while, period in queue: {}ms, size of queue: {}",
+                    arrived.elapsed().as_millis(),
+                    b.conf.send_thread_pool_queue_capacity
+                ),
+            )
+        }
+    };
+    if b.conf.is_slave() {
+        return refuse(
+            req,
+            ResponseCode::SERVICE_NOT_AVAILABLE,
+            "broker is a slave, it does not accept messages",
+        );
+    }
+    let v2 = req.code != RequestCode::SEND_MESSAGE as i32;
+    let h = SendMessageRequestHeader::from_request(req, v2)?;
+    let batch = req.code == RequestCode::SEND_BATCH_MESSAGE as i32;
+
+    if !perm::writeable(b.conf.broker_permission) {
+        return refuse(
+            req,
+            ResponseCode::NO_PERMISSION,
+            format!(
+                "the broker[{}] sending message is forbidden",
+                b.conf.broker_ip1
+            ),
+        );
+    }
+    if let Err(why) = topic::validate_topic(&h.topic) {
+        return refuse(req, ResponseCode::MESSAGE_ILLEGAL, why);
+    }
+    if topic::is_not_allowed_send(&h.topic) {
+        return refuse(
+            req,
+            ResponseCode::NO_PERMISSION,
+            format!("Sending message to topic[{}] is forbidden.", h.topic),
+        );
+    }
+    let tc = match b.topics.get(&h.topic) {
+        Some(tc) => tc,
+        None => {
+            let created = if h.topic.starts_with(RETRY_GROUP_TOPIC_PREFIX) {
+                Some(b.topics.get_or_create(&h.topic, 1)?)
+            } else {
+                b.topics
+                    .create_in_send(&h.topic, &h.default_topic, h.default_topic_queue_nums)?
+            };
+            match created {
+                Some(tc) => tc,
+                None => {
+                    return refuse(
+                        req,
+                        ResponseCode::TOPIC_NOT_EXIST,
+                        format!("topic[{}] not exist, apply first please!", h.topic),
+                    )
+                }
+            }
+        }
+    };
+    if !perm::writeable(tc.perm) {
+        return refuse(
+            req,
+            ResponseCode::NO_PERMISSION,
+            format!("the topic[{}] sending message is forbidden", h.topic),
+        );
+    }
+    let valid_queues = tc.write_queue_nums.max(tc.read_queue_nums);
+    if h.queue_id >= valid_queues {
+        return refuse(
+            req,
+            ResponseCode::SYSTEM_ERROR,
+            format!(
+                "request queueId[{}] is illegal, topic {} has {} queues, producer: {}",
+                h.queue_id, h.topic, valid_queues, ctx.conn.peer
+            ),
+        );
+    }
+    let mut queue_id = h.queue_id;
+    if queue_id < 0 {
+        let n = tc.write_queue_nums.max(1) as u32;
+        queue_id = (QUEUE_PICK.fetch_add(1, Ordering::Relaxed) % n) as i32;
+    }
+    let props_str = h.properties.as_deref().unwrap_or("");
+    if props_str.len() > MAX_PROPERTIES_LEN {
+        return refuse(
+            req,
+            ResponseCode::MESSAGE_ILLEGAL,
+            format!(
+                "the message properties of {} bytes exceed {MAX_PROPERTIES_LEN}",
+                props_str.len()
+            ),
+        );
+    }
+    let max = b.store.config().max_message_size;
+    if req.body.len() > max && !batch {
+        return refuse(
+            req,
+            ResponseCode::MESSAGE_ILLEGAL,
+            format!(
+                "the message body size {} exceeds maxMessageSize {max}",
+                req.body.len()
+            ),
+        );
+    }
+    let mut topic_name = h.topic.clone();
+    let props = Properties::parse(props_str);
+    let reconsume = h.reconsume_times.unwrap_or(0);
+    if !batch && topic_name.starts_with(RETRY_GROUP_TOPIC_PREFIX) {
+        let group = &topic_name[RETRY_GROUP_TOPIC_PREFIX.len()..];
+        let mut max_times = b.groups.get(group).map(|g| g.retry_max_times).unwrap_or(16);
+        if req.version >= V3_4_9 {
+            if let Some(m) = h.max_reconsume_times {
+                max_times = m;
+            }
+        }
+        if reconsume >= max_times {
+            let dlq = format!("{DLQ_GROUP_TOPIC_PREFIX}{group}");
+            b.topics.get_or_create(&dlq, 1)?;
+            topic_name = dlq;
+            queue_id = 0;
+        }
+    }
+    let base = StoredMessage {
+        queue_id,
+        flag: h.flag,
+        queue_offset: 0,
+        physical_offset: 0,
+        sys_flag: h.sys_flag,
+        born_timestamp: h.born_timestamp,
+        born_host: ctx.conn.peer,
+        store_timestamp: 0,
+        store_host: b.store.config().store_host,
+        reconsume_times: reconsume,
+        prepared_transaction_offset: 0,
+        body: req.body.clone(),
+        topic: topic_name.clone(),
+        properties: props,
+    };
+    let msgs = if batch {
+        let entries = match decode_batch(&req.body) {
+            Ok(e) if !e.is_empty() => e,
+            Ok(_) => return refuse(req, ResponseCode::MESSAGE_ILLEGAL, "empty batch"),
+            Err(e) => {
+                return refuse(
+                    req,
+                    ResponseCode::MESSAGE_ILLEGAL,
+                    format!("bad batch body: {e}"),
+                )
+            }
+        };
+        let mut msgs = Vec::with_capacity(entries.len());
+        for e in entries {
+            if e.body.len() > max {
+                return refuse(
+                    req,
+                    ResponseCode::MESSAGE_ILLEGAL,
+                    format!(
+                        "a batch message body of {} bytes exceeds maxMessageSize {max}",
+                        e.body.len()
+                    ),
+                );
+            }
+            let mut p = e.properties;
+            for (k, v) in base.properties.iter() {
+                if p.get(k).is_none() {
+                    p.insert(k, v);
+                }
+            }
+            if p.encoded_len() > MAX_PROPERTIES_LEN {
+                return refuse(
+                    req,
+                    ResponseCode::MESSAGE_ILLEGAL,
+                    "batch message properties too long",
+                );
+            }
+            msgs.push(StoredMessage {
+                flag: e.flag,
+                body: e.body,
+                properties: p,
+                ..base.clone()
+            });
+        }
+        msgs
+    } else {
+        vec![base]
+    };
+    let count = msgs.len() as u64;
+    let result = b.store.put_messages(msgs).await;
+    // Dispatch to the consume queue happened inside the append: wake held pulls now.
+    if result.append.is_some() {
+        b.notifier.notify(&topic_name, queue_id);
+        b.stats.add_put(count);
+    }
+    let (code, remark) = match result.status {
+        PutStatus::PutOk => (ResponseCode::SUCCESS, None),
+        PutStatus::FlushDiskTimeout => (ResponseCode::FLUSH_DISK_TIMEOUT, None),
+        PutStatus::FlushSlaveTimeout => (ResponseCode::FLUSH_SLAVE_TIMEOUT, None),
+        PutStatus::SlaveNotAvailable => (ResponseCode::SLAVE_NOT_AVAILABLE, None),
+        PutStatus::CreateMappedFileFailed => (
+            ResponseCode::SYSTEM_ERROR,
+            Some("create mapped file failed, server is busy or broken.".to_string()),
+        ),
+        PutStatus::MessageIllegal | PutStatus::PropertiesSizeExceeded => (
+            ResponseCode::MESSAGE_ILLEGAL,
+            Some("the message is illegal, maybe msg body or properties length not matched.".into()),
+        ),
+        PutStatus::ServiceNotAvailable => (
+            ResponseCode::SERVICE_NOT_AVAILABLE,
+            Some(
+                "service not available now, maybe disk full or the broker is shutting down".into(),
+            ),
+        ),
+        PutStatus::DiskFull => (
+            ResponseCode::SERVICE_NOT_AVAILABLE,
+            Some("service not available now. It may be caused by the broker's disk is full".into()),
+        ),
+        PutStatus::OsPageCacheBusy => (
+            ResponseCode::SYSTEM_ERROR,
+            Some("[PC_SYNCHRONIZED]broker busy, start flow control for a while".into()),
+        ),
+        PutStatus::UnknownError => (ResponseCode::SYSTEM_ERROR, Some("UNKNOWN_ERROR".into())),
+    };
+    let mut resp = RemotingCommand::response_to(req, code);
+    resp.remark = remark;
+    if let Some(a) = &result.append {
+        resp = resp
+            .with_ext("msgId", &a.msg_id)
+            .with_ext("queueId", queue_id)
+            .with_ext("queueOffset", a.logics_offset)
+            .with_ext(names::MSG_REGION, &b.conf.region_id)
+            .with_ext(names::TRACE_SWITCH, b.conf.trace_on);
+    }
+    Ok(resp.into())
+}

@@ -1,0 +1,102 @@
+//! Registration with the name servers: REGISTER_BROKER to every address of `namesrvAddr` in
+//! parallel at start, every `registerNameServerPeriod`, and at once when the topic table
+//! changes; UNREGISTER_BROKER at shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrocket_protocol::{RemotingCommand, RequestCode, ResponseCode};
+
+use crate::body::RegisterBrokerBody;
+use crate::headers::{RegisterBrokerRequestHeader, UnregisterBrokerRequestHeader};
+use crate::remoting_client::RemotingClient;
+use crate::Broker;
+
+/// The REGISTER_BROKER request for the broker's current topics.
+pub fn register_request(b: &Broker) -> RemotingCommand {
+    let body = RegisterBrokerBody {
+        topic_config_serialize_wrapper: b.topics.wrapper(),
+        filter_server_list: Vec::new(),
+    };
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let crc = (crc32fast::hash(&bytes) & 0x7FFF_FFFF) as i32;
+    let h = RegisterBrokerRequestHeader {
+        broker_name: b.conf.broker_name.clone(),
+        broker_addr: b.conf.broker_addr(),
+        cluster_name: b.conf.broker_cluster_name.clone(),
+        ha_server_addr: b.conf.ha_server_addr(),
+        broker_id: b.conf.broker_id,
+        compressed: false,
+        body_crc32: crc,
+    };
+    RemotingCommand::request(RequestCode::REGISTER_BROKER)
+        .with_header(&h)
+        .with_body(bytes)
+}
+
+/// Registers with every name server in parallel; returns how many accepted.
+pub async fn register_all(b: &Broker, clients: &[Arc<RemotingClient>]) -> usize {
+    let req = register_request(b);
+    let timeout = Duration::from_millis(b.conf.register_broker_timeout_mills.max(1000));
+    let calls = clients.iter().map(|c| {
+        let req = req.clone();
+        async move {
+            match c.call(req, timeout).await {
+                Ok(r) if r.code == ResponseCode::SUCCESS as i32 => true,
+                Ok(r) => {
+                    tracing::warn!(namesrv = %c.addr, code = r.code, remark = ?r.remark, "register broker refused");
+                    false
+                }
+                Err(e) => {
+                    tracing::warn!(namesrv = %c.addr, error = %e, "register broker failed");
+                    false
+                }
+            }
+        }
+    });
+    let ok = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter(|x| *x)
+        .count();
+    tracing::debug!(ok, total = clients.len(), "registered with name servers");
+    ok
+}
+
+/// Registers now, then periodically and on topic changes, until shutdown.
+pub async fn run(b: Arc<Broker>, clients: Vec<Arc<RemotingClient>>) {
+    if clients.is_empty() {
+        tracing::warn!("namesrvAddr is empty: the broker will not register with any name server");
+        return;
+    }
+    let period = Duration::from_millis(b.conf.register_name_server_period);
+    loop {
+        register_all(&b, &clients).await;
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = b.topics_changed.notified() => {}
+            _ = b.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// UNREGISTER_BROKER to every name server in parallel (shutdown).
+pub async fn unregister_all(b: &Broker, clients: &[Arc<RemotingClient>]) {
+    let h = UnregisterBrokerRequestHeader {
+        broker_name: b.conf.broker_name.clone(),
+        broker_addr: b.conf.broker_addr(),
+        cluster_name: b.conf.broker_cluster_name.clone(),
+        broker_id: b.conf.broker_id,
+    };
+    let req = RemotingCommand::request(RequestCode::UNREGISTER_BROKER).with_header(&h);
+    let calls = clients.iter().map(|c| {
+        let req = req.clone();
+        async move {
+            if let Err(e) = c.call(req, Duration::from_secs(3)).await {
+                tracing::warn!(namesrv = %c.addr, error = %e, "unregister broker failed");
+            }
+            c.close().await;
+        }
+    });
+    futures::future::join_all(calls).await;
+}

@@ -1,0 +1,154 @@
+//! The remoting server: an accept loop per port and, per connection, a read loop that decodes
+//! frames and hands each request to its own task, plus a writer task that batches responses.
+//!
+//! A frame that cannot be decoded closes that connection only. Responses read from the peer
+//! (answers to the broker's own requests) go to the connection's waiters.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::{BufMut, BytesMut};
+use ferrocket_protocol::frame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::connection::{ConnHandle, Outgoing};
+use crate::processor::{self, RequestCtx};
+use crate::Broker;
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// Frames queued per connection before request tasks wait for the writer.
+const WRITE_QUEUE: usize = 1024;
+/// Bytes gathered before a write syscall.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// Accepts connections until shutdown. `fast` marks the VIP port (no PULL_MESSAGE).
+pub async fn accept_loop(b: Arc<Broker>, listener: TcpListener, fast: bool) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = b.shutdown.cancelled() => return,
+        };
+        let b2 = Arc::clone(&b);
+        b.tasks.spawn(connection(b2, stream, peer, fast));
+    }
+}
+
+async fn connection(b: Arc<Broker>, stream: TcpStream, peer: SocketAddr, fast: bool) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+    let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    let conn = Arc::new(ConnHandle::new(id, peer, tx));
+    b.conns.add(Arc::clone(&conn));
+    let writer = tokio::spawn(write_loop(rx, wr));
+    tracing::debug!(conn = id, %peer, fast, "connection opened");
+
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    'read: loop {
+        loop {
+            match frame::decode(&mut buf, b.conf.max_frame) {
+                Ok(Some(cmd)) => {
+                    if cmd.is_response() {
+                        conn.complete(cmd);
+                        continue;
+                    }
+                    let ctx = RequestCtx {
+                        conn: Arc::clone(&conn),
+                        fast,
+                    };
+                    let b2 = Arc::clone(&b);
+                    b.tasks.spawn(async move {
+                        let oneway = cmd.is_oneway();
+                        let reply = processor::process(&b2, &ctx, cmd).await;
+                        if let (false, Some(out)) = (oneway, reply) {
+                            ctx.conn.send_wait(out).await;
+                        }
+                    });
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(conn = id, %peer, error = %e, "malformed frame, closing connection");
+                    break 'read;
+                }
+            }
+        }
+        let n = tokio::select! {
+            r = rd.read_buf(&mut buf) => r,
+            _ = b.shutdown.cancelled() => break,
+        };
+        match n {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    b.conns.remove(id);
+    let changed = b.clients.connection_closed(id);
+    processor::client::notify_groups_changed(&b, &changed);
+    drop(conn);
+    // The writer ends once every in-flight request of this connection has answered.
+    let _ = writer.await;
+    tracing::debug!(conn = id, %peer, "connection closed");
+}
+
+fn encode_into(out: &Outgoing, dst: &mut BytesMut) -> bool {
+    let start = dst.len();
+    if let Err(e) = frame::encode(&out.cmd, dst) {
+        tracing::error!(error = %e, code = out.cmd.code, "cannot encode a response");
+        dst.truncate(start);
+        return false;
+    }
+    if !out.parts.is_empty() {
+        let extra: usize = out.parts.iter().map(|p| p.len()).sum();
+        let len = i32::from_be_bytes(dst[start..start + 4].try_into().expect("4 bytes"));
+        let Ok(new_len) = i32::try_from(len as usize + extra) else {
+            dst.truncate(start);
+            return false;
+        };
+        dst[start..start + 4].copy_from_slice(&new_len.to_be_bytes());
+    }
+    true
+}
+
+async fn write_loop(mut rx: mpsc::Receiver<Outgoing>, mut wr: OwnedWriteHalf) {
+    let mut buf = BytesMut::with_capacity(WRITE_BATCH);
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(out) = next.take() {
+            if encode_into(&out, &mut buf) {
+                for part in &out.parts {
+                    if buf.len() + part.len() <= WRITE_BATCH {
+                        buf.put_slice(part);
+                    } else {
+                        if !buf.is_empty() && wr.write_all(&buf).await.is_err() {
+                            return;
+                        }
+                        buf.clear();
+                        if wr.write_all(part).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            if buf.len() < WRITE_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !buf.is_empty() && wr.write_all(&buf).await.is_err() {
+            return;
+        }
+        buf.clear();
+    }
+    let _ = wr.shutdown().await;
+}

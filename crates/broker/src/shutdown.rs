@@ -1,0 +1,172 @@
+//! Start-up and the ordered shutdown: [`BrokerHandle`] owns the running broker.
+//!
+//! Start: open store and metadata, bind both ports, spawn the accept loops and the background
+//! tasks (registration, offset persistence, client expiry, stats). Shutdown: cancel (accept
+//! loops and read loops stop, held pulls answer), wait for in-flight requests, persist offsets,
+//! shut the store down (flush), unregister from the name servers.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+
+use crate::remoting_client::RemotingClient;
+use crate::{register, server, Broker, BrokerConfig, BrokerError};
+
+/// How long shutdown waits for in-flight requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running broker.
+#[derive(Debug)]
+pub struct BrokerHandle {
+    broker: Arc<Broker>,
+    main_addr: SocketAddr,
+    fast_addr: SocketAddr,
+    namesrv: Vec<Arc<RemotingClient>>,
+}
+
+async fn bind(ip: IpAddr, port: u16) -> Result<TcpListener, BrokerError> {
+    let addr = SocketAddr::new(ip, port);
+    match TcpListener::bind(addr).await {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+            // brokerIP1 is an address this host does not have (NAT, containers): listen on all.
+            let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
+            tracing::warn!(%addr, "brokerIP1 is not a local address; listening on {any}");
+            TcpListener::bind(any)
+                .await
+                .map_err(|source| BrokerError::Bind { addr: any, source })
+        }
+        Err(source) => Err(BrokerError::Bind { addr, source }),
+    }
+}
+
+/// Starts the broker (see the module docs).
+pub async fn start(conf: BrokerConfig) -> Result<BrokerHandle, BrokerError> {
+    let main = bind(conf.broker_ip1, conf.listen_port).await?;
+    let fast = bind(conf.broker_ip1, conf.fast_listen_port()).await?;
+    let broker = tokio::task::spawn_blocking(move || Broker::open(conf))
+        .await
+        .map_err(|e| BrokerError::Config(format!("store open panicked: {e}")))??;
+    let main_addr = main.local_addr()?;
+    let fast_addr = fast.local_addr()?;
+    let b = &broker;
+    b.tasks
+        .spawn(server::accept_loop(Arc::clone(b), main, false));
+    b.tasks
+        .spawn(server::accept_loop(Arc::clone(b), fast, true));
+
+    let namesrv: Vec<Arc<RemotingClient>> = b
+        .conf
+        .namesrv_addr
+        .iter()
+        .map(|a| Arc::new(RemotingClient::new(a.clone())))
+        .collect();
+    b.tasks.spawn(register::run(Arc::clone(b), namesrv.clone()));
+    b.tasks.spawn(persist_offsets_loop(Arc::clone(b)));
+    b.tasks.spawn(scan_clients_loop(Arc::clone(b)));
+    b.tasks.spawn(stats_loop(Arc::clone(b)));
+    tracing::info!(
+        broker = %b.conf.broker_name,
+        cluster = %b.conf.broker_cluster_name,
+        addr = %b.conf.broker_addr(),
+        %main_addr,
+        %fast_addr,
+        namesrv = ?b.conf.namesrv_addr,
+        "broker started"
+    );
+    Ok(BrokerHandle {
+        broker,
+        main_addr,
+        fast_addr,
+        namesrv,
+    })
+}
+
+async fn persist_offsets_loop(b: Arc<Broker>) {
+    let period = Duration::from_millis(b.conf.flush_consumer_offset_interval.max(100));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = b.shutdown.cancelled() => return,
+        }
+        let b2 = Arc::clone(&b);
+        let r = tokio::task::spawn_blocking(move || b2.offsets.persist()).await;
+        if let Ok(Err(e)) = r {
+            tracing::error!(error = %e, "persisting consumer offsets failed");
+        }
+    }
+}
+
+async fn scan_clients_loop(b: Arc<Broker>) {
+    let timeout = Duration::from_millis(b.conf.channel_expired_millis);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+            _ = b.shutdown.cancelled() => return,
+        }
+        let (changed, conns) = b.clients.scan_expired(Instant::now(), timeout);
+        if !conns.is_empty() {
+            tracing::info!(?conns, "clients expired without heartbeat");
+        }
+        crate::processor::client::notify_groups_changed(&b, &changed);
+    }
+}
+
+async fn stats_loop(b: Arc<Broker>) {
+    loop {
+        b.stats.sample(Instant::now());
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = b.shutdown.cancelled() => return,
+        }
+    }
+}
+
+impl BrokerHandle {
+    /// The main remoting address actually bound.
+    pub fn main_addr(&self) -> SocketAddr {
+        self.main_addr
+    }
+
+    /// The fast (VIP) remoting address actually bound.
+    pub fn fast_addr(&self) -> SocketAddr {
+        self.fast_addr
+    }
+
+    /// The address registered with the name servers (`brokerIP1:listenPort`).
+    pub fn broker_addr(&self) -> String {
+        self.broker.conf.broker_addr()
+    }
+
+    /// The shared state (in-process tests call handlers on it directly).
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// Stops the broker in order and waits until it has.
+    pub async fn shutdown(self) -> Result<(), BrokerError> {
+        let b = self.broker;
+        tracing::info!("broker shutting down");
+        b.shutdown.cancel();
+        b.tasks.close();
+        if tokio::time::timeout(DRAIN_TIMEOUT, b.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}");
+        }
+        let b2 = Arc::clone(&b);
+        let r = tokio::task::spawn_blocking(move || -> Result<(), BrokerError> {
+            b2.offsets.persist()?;
+            b2.store.shutdown()?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| BrokerError::Config(format!("shutdown panicked: {e}")))?;
+        register::unregister_all(&b, &self.namesrv).await;
+        tracing::info!("broker stopped");
+        r
+    }
+}

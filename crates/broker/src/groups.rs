@@ -71,6 +71,7 @@ impl GroupManager {
     ) -> Result<Arc<SubscriptionGroupConfig>, BrokerError> {
         self.kv
             .put_json(Namespace::SubscriptionGroups, &g.group_name, &g)?;
+        self.kv.flush()?;
         let g = Arc::new(g);
         let mut t = self.table.write().unwrap_or_else(|e| e.into_inner());
         t.groups.insert(g.group_name.clone(), Arc::clone(&g));

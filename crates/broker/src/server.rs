@@ -68,14 +68,15 @@ async fn connection(b: Arc<Broker>, stream: TcpStream, peer: SocketAddr, fast: b
                         conn: Arc::clone(&conn),
                         fast,
                     };
-                    let b2 = Arc::clone(&b);
-                    b.tasks.spawn(async move {
-                        let oneway = cmd.is_oneway();
-                        let reply = processor::process(&b2, &ctx, cmd).await;
-                        if let (false, Some(out)) = (oneway, reply) {
-                            ctx.conn.send_wait(out).await;
-                        }
-                    });
+                    if processor::may_wait(cmd.code) {
+                        // Sends wait for the disk and pulls may be held: their own task, so
+                        // the connection keeps reading (and sync-flush sends group-commit).
+                        let b2 = Arc::clone(&b);
+                        b.tasks.spawn(async move { answer(&b2, &ctx, cmd).await });
+                    } else {
+                        // Everything else is quick and handled in arrival order.
+                        answer(&b, &ctx, cmd).await;
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -100,6 +101,14 @@ async fn connection(b: Arc<Broker>, stream: TcpStream, peer: SocketAddr, fast: b
     // The writer ends once every in-flight request of this connection has answered.
     let _ = writer.await;
     tracing::debug!(conn = id, %peer, "connection closed");
+}
+
+async fn answer(b: &Arc<Broker>, ctx: &RequestCtx, cmd: ferrocket_protocol::RemotingCommand) {
+    let oneway = cmd.is_oneway();
+    let reply = processor::process(b, ctx, cmd).await;
+    if let (false, Some(out)) = (oneway, reply) {
+        ctx.conn.send_wait(out).await;
+    }
 }
 
 fn encode_into(out: &Outgoing, dst: &mut BytesMut) -> bool {

@@ -155,6 +155,8 @@ impl TopicManager {
 
     fn upsert_quiet(&self, tc: TopicConfig) -> Result<Arc<TopicConfig>, BrokerError> {
         self.kv.put_json(Namespace::Topics, &tc.topic_name, &tc)?;
+        // Topic changes are rare and a crash must not lose one the broker already acted on.
+        self.kv.flush()?;
         let tc = Arc::new(tc);
         let mut t = self.write();
         t.topics.insert(tc.topic_name.clone(), Arc::clone(&tc));
@@ -175,6 +177,7 @@ impl TopicManager {
     /// Removes a topic; true if it existed.
     pub fn delete(&self, topic: &str) -> Result<bool, BrokerError> {
         self.kv.remove(Namespace::Topics, topic)?;
+        self.kv.flush()?;
         let existed = {
             let mut t = self.write();
             let existed = t.topics.remove(topic).is_some();

@@ -49,6 +49,15 @@ pub fn reply(req: &RemotingCommand, code: ResponseCode) -> RemotingCommand {
     RemotingCommand::response_to(req, code)
 }
 
+/// True for requests that may wait long (sends for the disk, pulls for messages); the server
+/// runs them on their own task instead of in connection order.
+pub fn may_wait(code: i32) -> bool {
+    code == RequestCode::SEND_MESSAGE as i32
+        || code == RequestCode::SEND_MESSAGE_V2 as i32
+        || code == RequestCode::SEND_BATCH_MESSAGE as i32
+        || code == RequestCode::PULL_MESSAGE as i32
+}
+
 /// Answers one request; `None` only when there is nothing to send back at all.
 pub async fn process(b: &Arc<Broker>, ctx: &RequestCtx, req: RemotingCommand) -> Option<Outgoing> {
     let code = req.code;

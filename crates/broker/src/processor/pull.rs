@@ -215,10 +215,13 @@ pub async fn handle(b: &Arc<Broker>, _ctx: &RequestCtx, req: &RemotingCommand) -
             tokio::pin!(woken);
             woken.as_mut().enable();
             r = get();
-            if response_code(r.status, h.queue_offset) != ResponseCode::PULL_NOT_FOUND
-                || Instant::now() >= deadline
-                || b.shutdown.is_cancelled()
-            {
+            // Arrivals that do not match the filter keep the pull held (RocketMQ only wakes a
+            // held pull for a matching tag); at the deadline it answers with what it has.
+            let nothing_yet = matches!(
+                response_code(r.status, h.queue_offset),
+                ResponseCode::PULL_NOT_FOUND
+            ) || r.status == GetStatus::NoMatchedMessage;
+            if !nothing_yet || Instant::now() >= deadline || b.shutdown.is_cancelled() {
                 break;
             }
             let until = deadline.min(Instant::now() + RECHECK);

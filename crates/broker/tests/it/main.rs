@@ -1,0 +1,11 @@
+//! Broker integration tests: real `mqbroker` (and `mqnamesrv`) processes on loopback, real
+//! frames through `RawClient`. Everything is bounded in count and time; waits use deadlines.
+
+mod crash;
+mod frames;
+mod long_poll;
+mod namesrv;
+mod restart;
+mod send_pull;
+mod stock_conf;
+mod util;

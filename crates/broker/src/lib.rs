@@ -17,6 +17,7 @@ pub mod config;
 mod connection;
 mod groups;
 mod headers;
+mod locks;
 mod long_poll;
 mod offsets;
 pub mod processor;
@@ -76,6 +77,7 @@ pub struct Broker {
     pub(crate) clients: clients::ClientManager,
     pub(crate) conns: connection::ConnRegistry,
     pub(crate) notifier: long_poll::PullNotifier,
+    pub(crate) locks: locks::LockManager,
     /// Bounds the sends waiting for or holding the store (the "send queue").
     pub(crate) send_permits: Semaphore,
     pub(crate) stats: stats::Stats,
@@ -116,6 +118,7 @@ impl Broker {
             clients: clients::ClientManager::default(),
             conns: connection::ConnRegistry::default(),
             notifier: long_poll::PullNotifier::default(),
+            locks: locks::LockManager::default(),
             send_permits: Semaphore::new(permits),
             stats: stats::Stats::default(),
             topics_changed,

@@ -10,6 +10,7 @@ use super::{reply, HandlerError, HandlerResult, RequestCtx};
 use crate::body::HeartbeatData;
 use crate::clients::Peer;
 use crate::headers::{ConsumerGroupHeader, UnregisterClientRequestHeader};
+use crate::locks::LockBatchRequestBody;
 use crate::topic::retry_topic;
 use crate::Broker;
 
@@ -69,6 +70,31 @@ pub fn get_consumer_list_by_group(b: &Arc<Broker>, req: &RemotingCommand) -> Han
         )
         .into()),
     }
+}
+
+/// LOCK_BATCH_MQ: `{"lockOKMQSet":[…]}` = the requested queues this client now holds.
+pub fn lock_batch_mq(b: &Arc<Broker>, req: &RemotingCommand) -> HandlerResult {
+    let body: LockBatchRequestBody = ferrocket_protocol::fastjson::from_slice(&req.body)
+        .map_err(|e| HandlerError::Other(format!("bad lock body: {e}")))?;
+    let ok = b.locks.try_lock_batch(
+        &body.consumer_group,
+        &body.mq_set,
+        &body.client_id,
+        Instant::now(),
+    );
+    let out = serde_json::json!({ "lockOKMQSet": ok });
+    Ok(reply(req, ResponseCode::SUCCESS)
+        .with_body(serde_json::to_vec(&out).unwrap_or_default())
+        .into())
+}
+
+/// UNLOCK_BATCH_MQ.
+pub fn unlock_batch_mq(b: &Arc<Broker>, req: &RemotingCommand) -> HandlerResult {
+    let body: LockBatchRequestBody = ferrocket_protocol::fastjson::from_slice(&req.body)
+        .map_err(|e| HandlerError::Other(format!("bad unlock body: {e}")))?;
+    b.locks
+        .unlock_batch(&body.consumer_group, &body.mq_set, &body.client_id);
+    Ok(reply(req, ResponseCode::SUCCESS).into())
 }
 
 /// Pushes NOTIFY_CONSUMER_IDS_CHANGED (oneway) to every member of each group.

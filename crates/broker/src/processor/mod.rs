@@ -8,6 +8,7 @@ pub mod client;
 pub mod offset;
 pub mod pull;
 pub mod send;
+pub mod send_back;
 
 use std::sync::Arc;
 
@@ -56,6 +57,7 @@ pub fn may_wait(code: i32) -> bool {
         || code == RequestCode::SEND_MESSAGE_V2 as i32
         || code == RequestCode::SEND_BATCH_MESSAGE as i32
         || code == RequestCode::PULL_MESSAGE as i32
+        || code == RequestCode::CONSUMER_SEND_MSG_BACK as i32
 }
 
 /// Answers one request; `None` only when there is nothing to send back at all.
@@ -92,6 +94,7 @@ async fn dispatch(
             send::handle(b, ctx, req).await
         }
         C::PULL_MESSAGE if !ctx.fast => pull::handle(b, ctx, req).await,
+        C::CONSUMER_SEND_MSG_BACK => send_back::handle(b, req).await,
         C::QUERY_CONSUMER_OFFSET => offset::query_consumer_offset(b, req),
         C::UPDATE_CONSUMER_OFFSET => offset::update_consumer_offset(b, req),
         C::GET_MAX_OFFSET => offset::get_max_offset(b, req),
@@ -102,6 +105,8 @@ async fn dispatch(
         C::HEART_BEAT => client::heartbeat(b, ctx, req),
         C::UNREGISTER_CLIENT => client::unregister_client(b, ctx, req),
         C::GET_CONSUMER_LIST_BY_GROUP => client::get_consumer_list_by_group(b, req),
+        C::LOCK_BATCH_MQ => client::lock_batch_mq(b, req),
+        C::UNLOCK_BATCH_MQ => client::unlock_batch_mq(b, req),
         C::CHECK_CLIENT_CONFIG => Ok(reply(req, ResponseCode::SUCCESS).into()),
         C::UPDATE_AND_CREATE_TOPIC => admin::update_and_create_topic(b, req),
         C::DELETE_TOPIC_IN_BROKER => admin::delete_topic(b, req),

@@ -276,3 +276,53 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestCtx, req: &RemotingCommand) ->
     }
     Ok(resp.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::ConnHandle;
+    use crate::BrokerConfig;
+
+    #[tokio::test]
+    async fn saturated_send_queue_answers_system_busy() {
+        let dir = std::env::temp_dir().join(format!("ferrocket-busy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut conf = BrokerConfig {
+            send_thread_pool_queue_capacity: 2,
+            send_message_thread_pool_nums: 1,
+            wait_time_mills_in_send_queue: 50,
+            ..BrokerConfig::default()
+        };
+        conf.store.store_path_root_dir = dir.clone();
+        conf.store.mapped_file_size_commit_log = 1 << 20;
+        let b = Broker::open(conf).unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::channel(4);
+        let ctx = RequestCtx {
+            conn: Arc::new(ConnHandle::new(1, "127.0.0.1:1".parse().unwrap(), tx)),
+            fast: false,
+        };
+        let req = RemotingCommand::request(RequestCode::SEND_MESSAGE_V2)
+            .with_ext("a", "PG")
+            .with_ext("b", "BusyTopic")
+            .with_ext("c", "TBW102")
+            .with_ext("d", 4)
+            .with_ext("e", 0)
+            .with_ext("f", 0)
+            .with_ext("g", 0)
+            .with_ext("h", 0)
+            .with_body(&b"x"[..]);
+        let held = b.send_permits.acquire_many(3).await.unwrap();
+        let out = handle(&b, &ctx, &req).await.unwrap();
+        assert_eq!(out.cmd.code, ResponseCode::SYSTEM_BUSY as i32);
+        assert!(out
+            .cmd
+            .remark
+            .unwrap()
+            .starts_with("[TIMEOUT_CLEAN_QUEUE]broker busy"));
+        drop(held);
+        let out = handle(&b, &ctx, &req).await.unwrap();
+        assert_eq!(out.cmd.code, 0, "{:?}", out.cmd.remark);
+        b.store.shutdown().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

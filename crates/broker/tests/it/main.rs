@@ -1,6 +1,7 @@
 //! Broker integration tests: real `mqbroker` (and `mqnamesrv`) processes on loopback, real
 //! frames through `RawClient`. Everything is bounded in count and time; waits use deadlines.
 
+mod clients;
 mod crash;
 mod frames;
 mod long_poll;

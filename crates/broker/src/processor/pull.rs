@@ -208,7 +208,8 @@ pub async fn handle(b: &Arc<Broker>, _ctx: &RequestCtx, req: &RemotingCommand) -
         } else {
             Duration::from_millis(b.conf.short_polling_time_mills)
         };
-        let deadline = Instant::now() + hold;
+        // A hold beyond an hour is a client bug; clamping also keeps the deadline from overflowing.
+        let deadline = Instant::now() + hold.min(Duration::from_secs(3600));
         let notify = b.notifier.notifier(&h.topic, h.queue_id);
         loop {
             let woken = notify.notified();

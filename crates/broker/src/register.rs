@@ -100,3 +100,43 @@ pub async fn unregister_all(b: &Broker, clients: &[Arc<RemotingClient>]) {
     });
     futures::future::join_all(calls).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::BrokerConfig;
+
+    #[test]
+    fn register_request_fields_and_crc() {
+        let dir = std::env::temp_dir().join(format!("ferrocket-reg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut conf = BrokerConfig {
+            broker_name: "broker-x".into(),
+            broker_cluster_name: "C1".into(),
+            listen_port: 20911,
+            ha_listen_port: 20912,
+            ..BrokerConfig::default()
+        };
+        conf.store.store_path_root_dir = dir.clone();
+        conf.store.mapped_file_size_commit_log = 1 << 20;
+        let b = Broker::open(conf).unwrap();
+        let req = register_request(&b);
+        assert_eq!(req.code, RequestCode::REGISTER_BROKER as i32);
+        assert_eq!(req.ext("brokerName"), Some("broker-x"));
+        assert_eq!(req.ext("clusterName"), Some("C1"));
+        assert_eq!(req.ext("brokerAddr"), Some("127.0.0.1:20911"));
+        assert_eq!(req.ext("haServerAddr"), Some("127.0.0.1:20912"));
+        assert_eq!(req.ext("brokerId"), Some("0"));
+        assert_eq!(req.ext("compressed"), Some("false"));
+        let crc = (crc32fast::hash(&req.body) & 0x7FFF_FFFF) as i32;
+        assert_eq!(req.ext("bodyCrc32"), Some(crc.to_string().as_str()));
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        let table = &body["topicConfigSerializeWrapper"]["topicConfigTable"];
+        assert_eq!(table["TBW102"]["perm"], 7);
+        assert_eq!(table["broker-x"]["writeQueueNums"], 1);
+        assert!(table["C1"].is_object());
+        assert!(body["topicConfigSerializeWrapper"]["dataVersion"]["counter"].is_number());
+        b.store.shutdown().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -124,3 +124,106 @@ async fn dispatch(
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::BrokerConfig;
+    use std::time::Duration;
+
+    /// Every known code with missing, empty, garbage and extreme header values and bodies:
+    /// always an answer, never a panic.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nothing_a_client_sends_panics() {
+        let dir = std::env::temp_dir().join(format!("ferrocket-fuzz-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut conf = BrokerConfig::default();
+        conf.store.store_path_root_dir = dir.clone();
+        conf.store.mapped_file_size_commit_log = 1 << 20;
+        let b = Broker::open(conf).unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let ctx = RequestCtx {
+            conn: Arc::new(ConnHandle::new(1, "127.0.0.1:1".parse().unwrap(), tx)),
+            fast: false,
+        };
+        let keys = [
+            "a",
+            "b",
+            "c",
+            "d",
+            "e",
+            "f",
+            "g",
+            "h",
+            "i",
+            "j",
+            "l",
+            "m",
+            "topic",
+            "queueId",
+            "consumerGroup",
+            "queueOffset",
+            "maxMsgNums",
+            "sysFlag",
+            "commitOffset",
+            "suspendTimeoutMillis",
+            "subscription",
+            "subVersion",
+            "expressionType",
+            "producerGroup",
+            "defaultTopic",
+            "defaultTopicQueueNums",
+            "bornTimestamp",
+            "flag",
+            "properties",
+            "reconsumeTimes",
+            "readQueueNums",
+            "writeQueueNums",
+            "perm",
+            "timestamp",
+            "offset",
+            "group",
+            "delayLevel",
+            "clientID",
+            "key",
+            "maxNum",
+            "beginTimestamp",
+            "endTimestamp",
+            "maxReconsumeTimes",
+        ];
+        let values = [
+            "",
+            "x",
+            "-1",
+            "0",
+            "1",
+            "99999999999",
+            "TBW102",
+            "%RETRY%g",
+            "\u{1}\u{2}",
+        ];
+        let bodies: [&[u8]; 4] = [b"", b"garbage", b"{}", &[0, 0, 0, 9, 1, 2, 3]];
+        let mut n = 0;
+        for code in RequestCode::ALL {
+            for v in values {
+                for body in bodies {
+                    let mut req = RemotingCommand::request(*code).with_body(body.to_vec());
+                    for k in keys {
+                        req = req.with_ext(k, v);
+                    }
+                    let r = tokio::time::timeout(Duration::from_secs(5), process(&b, &ctx, req))
+                        .await
+                        .expect("answered in time");
+                    assert!(r.is_some());
+                    n += 1;
+                }
+            }
+            let r = process(&b, &ctx, RemotingCommand::request(*code)).await;
+            assert!(r.is_some());
+        }
+        assert!(n > 1000);
+        b.store.shutdown().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -62,6 +62,8 @@ pub struct BrokerConfig {
     pub max_frame: usize,
     /// Idle time after which a client channel is closed and its registrations dropped.
     pub channel_expired_millis: u64,
+    /// `serverChannelMaxIdleTimeSeconds`: a connection that sends nothing this long is closed.
+    pub server_channel_max_idle_time_seconds: u64,
     pub store: StoreConfig,
 }
 
@@ -103,6 +105,7 @@ impl Default for BrokerConfig {
             slave_read_enable: false,
             max_frame: ferrocket_protocol::frame::DEFAULT_MAX_FRAME,
             channel_expired_millis: 120_000,
+            server_channel_max_idle_time_seconds: 120,
             store: StoreConfig::default(),
         }
     }
@@ -228,6 +231,10 @@ impl BrokerConfig {
         p.set("regionId", &mut c.region_id)?;
         p.set("traceOn", &mut c.trace_on)?;
         p.set("slaveReadEnable", &mut c.slave_read_enable)?;
+        p.set(
+            "serverChannelMaxIdleTimeSeconds",
+            &mut c.server_channel_max_idle_time_seconds,
+        )?;
 
         let s = &mut c.store;
         if let Some(root) = p.str("storePathRootDir") {

@@ -56,6 +56,7 @@ async fn connection(b: Arc<Broker>, stream: TcpStream, peer: SocketAddr, fast: b
     tracing::debug!(conn = id, %peer, fast, "connection opened");
 
     let mut buf = BytesMut::with_capacity(8 * 1024);
+    let idle = std::time::Duration::from_secs(b.conf.server_channel_max_idle_time_seconds.max(1));
     'read: loop {
         loop {
             match frame::decode(&mut buf, b.conf.max_frame) {
@@ -87,6 +88,10 @@ async fn connection(b: Arc<Broker>, stream: TcpStream, peer: SocketAddr, fast: b
         }
         let n = tokio::select! {
             r = rd.read_buf(&mut buf) => r,
+            _ = tokio::time::sleep(idle) => {
+                tracing::info!(conn = id, %peer, "closing idle connection");
+                break;
+            }
             _ = b.shutdown.cancelled() => break,
         };
         match n {

@@ -53,3 +53,10 @@ fn unknown_codes_bad_headers_and_garbage() {
     let r = c.call(RemotingCommand::request(9998)).unwrap();
     assert_eq!(r.code, ResponseCode::REQUEST_CODE_NOT_SUPPORTED as i32);
 }
+
+#[test]
+fn idle_connections_are_closed() {
+    let b = Broker::start("serverChannelMaxIdleTimeSeconds = 1");
+    let mut c = b.client();
+    assert!(c.is_closed_by_peer(Duration::from_secs(20)));
+}

@@ -1,1 +1,3 @@
 //! Replication: RocketMQ master-slave HA streams and DLedger mode on openraft.
+
+pub mod ha;

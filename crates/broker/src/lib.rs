@@ -15,6 +15,7 @@ mod clients;
 pub mod conf_file;
 pub mod config;
 mod connection;
+mod delay;
 mod groups;
 mod headers;
 mod locks;
@@ -78,6 +79,11 @@ pub struct Broker {
     pub(crate) conns: connection::ConnRegistry,
     pub(crate) notifier: long_poll::PullNotifier,
     pub(crate) locks: locks::LockManager,
+    pub(crate) delay_offsets: delay::DelayOffsets,
+    /// Number of delay levels (`messageDelayLevel`).
+    pub(crate) delay_levels: i32,
+    /// The metadata KV (topics, groups, offsets), flushed at shutdown.
+    pub(crate) kv: MetaKv,
     /// Bounds the sends waiting for or holding the store (the "send queue").
     pub(crate) send_permits: Semaphore,
     pub(crate) stats: stats::Stats,
@@ -107,7 +113,9 @@ impl Broker {
         let topics_changed = Arc::new(Notify::new());
         let topics = topic::TopicManager::load(kv.clone(), &conf, Arc::clone(&topics_changed))?;
         let offsets = offsets::OffsetManager::load(kv.clone())?;
-        let groups = groups::GroupManager::load(kv, conf.auto_create_subscription_group)?;
+        let groups = groups::GroupManager::load(kv.clone(), conf.auto_create_subscription_group)?;
+        let delay_offsets = delay::DelayOffsets::load(kv.clone())?;
+        let delay_levels = conf.store.message_delay_level.split_whitespace().count() as i32;
         let permits =
             conf.send_thread_pool_queue_capacity.max(1) + conf.send_message_thread_pool_nums.max(1);
         Ok(Arc::new(Broker {
@@ -119,6 +127,9 @@ impl Broker {
             conns: connection::ConnRegistry::default(),
             notifier: long_poll::PullNotifier::default(),
             locks: locks::LockManager::default(),
+            delay_offsets,
+            delay_levels,
+            kv,
             send_permits: Semaphore::new(permits),
             stats: stats::Stats::default(),
             topics_changed,

@@ -67,6 +67,7 @@ pub async fn start(conf: BrokerConfig) -> Result<BrokerHandle, BrokerError> {
     b.tasks.spawn(persist_offsets_loop(Arc::clone(b)));
     b.tasks.spawn(scan_clients_loop(Arc::clone(b)));
     b.tasks.spawn(stats_loop(Arc::clone(b)));
+    b.tasks.spawn(crate::delay::run(Arc::clone(b)));
     tracing::info!(
         broker = %b.conf.broker_name,
         cluster = %b.conf.broker_cluster_name,
@@ -92,7 +93,11 @@ async fn persist_offsets_loop(b: Arc<Broker>) {
             _ = b.shutdown.cancelled() => return,
         }
         let b2 = Arc::clone(&b);
-        let r = tokio::task::spawn_blocking(move || b2.offsets.persist()).await;
+        let r = tokio::task::spawn_blocking(move || {
+            b2.offsets.persist()?;
+            b2.kv.flush().map_err(BrokerError::from)
+        })
+        .await;
         if let Ok(Err(e)) = r {
             tracing::error!(error = %e, "persisting consumer offsets failed");
         }
@@ -160,6 +165,7 @@ impl BrokerHandle {
         let b2 = Arc::clone(&b);
         let r = tokio::task::spawn_blocking(move || -> Result<(), BrokerError> {
             b2.offsets.persist()?;
+            b2.kv.flush()?;
             b2.store.shutdown()?;
             Ok(())
         })

@@ -309,3 +309,8 @@ pub fn query_message(b: &Arc<Broker>, req: &RemotingCommand) -> HandlerResult {
         parts: r.messages,
     })
 }
+
+/// GET_ALL_DELAY_OFFSET: `{"offsetTable":{level:offset}}`.
+pub fn get_all_delay_offset(b: &Arc<Broker>, req: &RemotingCommand) -> HandlerResult {
+    json_reply(req, &b.delay_offsets.to_json())
+}

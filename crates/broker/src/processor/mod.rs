@@ -119,6 +119,7 @@ async fn dispatch(
             admin::update_and_create_subscription_group(b, req)
         }
         C::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => admin::get_all_subscription_group_config(b, req),
+        C::GET_ALL_DELAY_OFFSET => admin::get_all_delay_offset(b, req),
         C::VIEW_MESSAGE_BY_ID => admin::view_message_by_id(b, req),
         C::QUERY_MESSAGE => admin::query_message(b, req),
         _ => return None,

@@ -180,6 +180,10 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestCtx, req: &RemotingCommand) ->
         topic: topic_name.clone(),
         properties: props,
     };
+    let mut base = base;
+    if !batch {
+        crate::delay::redirect(&mut base, b.delay_levels);
+    }
     let msgs = if batch {
         let entries = match decode_batch(&req.body) {
             Ok(e) if !e.is_empty() => e,

@@ -2,7 +2,8 @@
 //! re-reads it by physical offset and stores a copy in `%RETRY%<group>` (or `%DLQ%<group>` once
 //! the reconsume budget is spent or the delay level is negative).
 //!
-//! Delay levels are not honoured yet (no schedule service): a retry copy is readable at once.
+//! The copy is delayed by level `delayLevel` (0: 3 + reconsume times, as RocketMQ), through
+//! the schedule topic.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -67,7 +68,8 @@ pub async fn handle(b: &Arc<Broker>, req: &RemotingCommand) -> HandlerResult {
             max = m;
         }
     }
-    let (topic, queue_id) = if msg.reconsume_times >= max || delay_level < 0 {
+    let to_dlq = msg.reconsume_times >= max || delay_level < 0;
+    let (topic, queue_id) = if to_dlq {
         let dlq = format!("{DLQ_GROUP_TOPIC_PREFIX}{group}");
         b.topics.get_or_create(&dlq, 1)?;
         (dlq, 0)
@@ -90,6 +92,17 @@ pub async fn handle(b: &Arc<Broker>, req: &RemotingCommand) -> HandlerResult {
     msg.reconsume_times += 1;
     msg.queue_offset = 0;
     msg.physical_offset = 0;
+    msg.properties.remove(names::DELAY_TIME_LEVEL);
+    if !to_dlq {
+        let level = if delay_level == 0 {
+            3 + msg.reconsume_times - 1
+        } else {
+            delay_level
+        };
+        msg.properties
+            .insert(names::DELAY_TIME_LEVEL, level.to_string());
+        crate::delay::redirect(&mut msg, b.delay_levels);
+    }
     let r = b.store.put_message(msg).await;
     if r.append.is_some() {
         b.notifier.notify(&topic, queue_id);

@@ -199,23 +199,27 @@ fn locks_send_back_batches_and_stats() {
             RemotingCommand::request(RequestCode::CONSUMER_SEND_MSG_BACK)
                 .with_ext("offset", msgs[0].physical_offset)
                 .with_ext("group", "GL")
-                .with_ext("delayLevel", 0)
+                .with_ext("delayLevel", 1)
                 .with_ext("originMsgId", "U0"),
         )
         .unwrap();
     assert_eq!(r.code, 0, "{:?}", r.remark);
-    let r = c
-        .call(pull_req(
-            "GL",
-            "%RETRY%GL",
-            0,
-            0,
-            "*",
-            0,
-            SerializeType::Json,
-        ))
-        .unwrap();
-    assert_eq!(r.code, 0, "{:?}", r.remark);
+    // Delay level 1 (1 s) through the schedule topic.
+    let r = eventually(Duration::from_secs(30), || {
+        let r = c
+            .call(pull_req(
+                "GL",
+                "%RETRY%GL",
+                0,
+                0,
+                "*",
+                0,
+                SerializeType::Json,
+            ))
+            .unwrap();
+        (r.code == 0).then_some(r)
+    })
+    .expect("retry copy delivered");
     let retry = decode_all(&r.body);
     assert_eq!(retry[0].body.as_ref(), b"b0");
     assert_eq!(retry[0].reconsume_times, 1);

@@ -205,3 +205,33 @@ fn consumer_offsets_and_commit_flag() {
     c.call(req).unwrap();
     assert_eq!(q(&mut c).ext("offset"), Some("9"));
 }
+
+#[test]
+fn delayed_messages_arrive_after_their_level() {
+    let b = Broker::start("messageDelayLevel = 1s 2s");
+    let mut c = b.client();
+    create_topic(&mut c, "DL", 1);
+    let req = send_req("DL", 0, b"later", None, true, SerializeType::Json).with_ext(
+        "i",
+        crate::util::props(None, &[("DELAY", "1"), ("UNIQ_KEY", "D1")]),
+    );
+    let r = c.call(req).unwrap();
+    assert_eq!(r.code, 0, "{:?}", r.remark);
+    assert_eq!(r.ext("queueId"), Some("0"));
+    let r = crate::util::eventually(std::time::Duration::from_secs(30), || {
+        let r = c
+            .call(pull_req("G", "DL", 0, 0, "*", 0, SerializeType::Json))
+            .unwrap();
+        (r.code == 0).then_some(r)
+    })
+    .expect("delivered after its delay");
+    let m = &decode_all(&r.body)[0];
+    assert_eq!(m.body.as_ref(), b"later");
+    assert_eq!(m.properties.get("DELAY"), None);
+    assert_eq!(m.properties.get("REAL_TOPIC"), Some("DL"));
+    let r = c
+        .call(RemotingCommand::request(RequestCode::GET_ALL_DELAY_OFFSET))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["offsetTable"]["1"], 1);
+}

@@ -233,6 +233,23 @@ impl ClientManager {
         })
     }
 
+    /// Connections of a producer group, if it has any.
+    pub fn producer_connections(&self, group: &str) -> Option<Vec<Connection>> {
+        let t = self.lock();
+        let m = t.producers.get(group)?;
+        let mut set: Vec<Connection> = m
+            .values()
+            .map(|c| Connection {
+                client_id: c.client_id.clone(),
+                client_addr: c.addr.to_string(),
+                language: c.language.clone(),
+                version: c.version,
+            })
+            .collect();
+        set.sort();
+        Some(set)
+    }
+
     /// Topics the group subscribes to.
     pub fn subscribed_topics(&self, group: &str) -> Vec<String> {
         self.lock()

@@ -296,6 +296,120 @@ impl BrokerConfig {
         Ok(c)
     }
 
+    /// Every effective setting under its RocketMQ key (`-p`, GET_BROKER_CONFIG).
+    pub fn effective(&self) -> std::collections::BTreeMap<&'static str, String> {
+        let s = &self.store;
+        let flush = match s.flush_disk_type {
+            FlushDiskType::AsyncFlush => "ASYNC_FLUSH",
+            FlushDiskType::SyncFlush => "SYNC_FLUSH",
+        };
+        let role = match self.broker_role {
+            BrokerRole::AsyncMaster => "ASYNC_MASTER",
+            BrokerRole::SyncMaster => "SYNC_MASTER",
+            BrokerRole::Slave => "SLAVE",
+        };
+        let v: Vec<(&'static str, String)> = vec![
+            ("brokerClusterName", self.broker_cluster_name.clone()),
+            ("brokerName", self.broker_name.clone()),
+            ("brokerId", self.broker_id.to_string()),
+            ("brokerIP1", self.broker_ip1.to_string()),
+            ("brokerIP2", self.broker_ip2.to_string()),
+            ("listenPort", self.listen_port.to_string()),
+            ("haListenPort", self.ha_listen_port.to_string()),
+            ("namesrvAddr", self.namesrv_addr.join(";")),
+            ("brokerRole", role.into()),
+            ("brokerPermission", self.broker_permission.to_string()),
+            (
+                "defaultTopicQueueNums",
+                self.default_topic_queue_nums.to_string(),
+            ),
+            (
+                "autoCreateTopicEnable",
+                self.auto_create_topic_enable.to_string(),
+            ),
+            ("clusterTopicEnable", self.cluster_topic_enable.to_string()),
+            ("brokerTopicEnable", self.broker_topic_enable.to_string()),
+            (
+                "autoCreateSubscriptionGroup",
+                self.auto_create_subscription_group.to_string(),
+            ),
+            ("traceTopicEnable", self.trace_topic_enable.to_string()),
+            ("msgTraceTopicName", self.msg_trace_topic_name.clone()),
+            (
+                "sendThreadPoolQueueCapacity",
+                self.send_thread_pool_queue_capacity.to_string(),
+            ),
+            (
+                "sendMessageThreadPoolNums",
+                self.send_message_thread_pool_nums.to_string(),
+            ),
+            (
+                "waitTimeMillsInSendQueue",
+                self.wait_time_mills_in_send_queue.to_string(),
+            ),
+            ("longPollingEnable", self.long_polling_enable.to_string()),
+            (
+                "shortPollingTimeMills",
+                self.short_polling_time_mills.to_string(),
+            ),
+            (
+                "notifyConsumerIdsChangedEnable",
+                self.notify_consumer_ids_changed_enable.to_string(),
+            ),
+            (
+                "flushConsumerOffsetInterval",
+                self.flush_consumer_offset_interval.to_string(),
+            ),
+            (
+                "registerNameServerPeriod",
+                self.register_name_server_period.to_string(),
+            ),
+            (
+                "registerBrokerTimeoutMills",
+                self.register_broker_timeout_mills.to_string(),
+            ),
+            ("regionId", self.region_id.clone()),
+            ("traceOn", self.trace_on.to_string()),
+            ("slaveReadEnable", self.slave_read_enable.to_string()),
+            (
+                "serverChannelMaxIdleTimeSeconds",
+                self.server_channel_max_idle_time_seconds.to_string(),
+            ),
+            (
+                "storePathRootDir",
+                s.store_path_root_dir.display().to_string(),
+            ),
+            (
+                "storePathCommitLog",
+                s.commit_log_dir().display().to_string(),
+            ),
+            (
+                "mappedFileSizeCommitLog",
+                s.mapped_file_size_commit_log.to_string(),
+            ),
+            (
+                "mappedFileSizeConsumeQueue",
+                s.mapped_file_size_consume_queue.to_string(),
+            ),
+            ("flushDiskType", flush.into()),
+            (
+                "flushIntervalCommitLog",
+                s.flush_interval_commit_log.to_string(),
+            ),
+            ("syncFlushTimeout", s.sync_flush_timeout.to_string()),
+            ("deleteWhen", s.delete_when.clone()),
+            ("fileReservedTime", s.file_reserved_time.to_string()),
+            (
+                "diskMaxUsedSpaceRatio",
+                s.disk_max_used_space_ratio.to_string(),
+            ),
+            ("maxMessageSize", s.max_message_size.to_string()),
+            ("messageIndexEnable", s.message_index_enable.to_string()),
+            ("messageDelayLevel", s.message_delay_level.clone()),
+        ];
+        v.into_iter().collect()
+    }
+
     /// `brokerIP1:listenPort`, the address registered with the name servers.
     pub fn broker_addr(&self) -> String {
         SocketAddr::new(self.broker_ip1, self.listen_port).to_string()

@@ -48,10 +48,18 @@ fn main() -> ExitCode {
         }
     };
     if args.print {
-        for (k, s) in &settings {
-            println!("{k}={}    # {}", s.value, s.source);
+        for (k, v) in conf.effective() {
+            match settings.get(k) {
+                Some(s) => println!("{k}={v}    # {}", s.source),
+                None => println!("{k}={v}"),
+            }
         }
-        println!("{conf:#?}");
+        let known = conf.effective();
+        for (k, s) in &settings {
+            if !known.contains_key(k.as_str()) {
+                println!("{k}={}    # {} (not used by ferrocket)", s.value, s.source);
+            }
+        }
         return ExitCode::SUCCESS;
     }
     if args.check {

@@ -314,3 +314,34 @@ pub fn query_message(b: &Arc<Broker>, req: &RemotingCommand) -> HandlerResult {
 pub fn get_all_delay_offset(b: &Arc<Broker>, req: &RemotingCommand) -> HandlerResult {
     json_reply(req, &b.delay_offsets.to_json())
 }
+
+/// GET_BROKER_CONFIG: the effective settings as `.properties` text, header `version` = the topic
+/// table's data version.
+pub fn get_broker_config(b: &Arc<Broker>, req: &RemotingCommand) -> HandlerResult {
+    let mut text = String::new();
+    for (k, v) in b.conf.effective() {
+        text.push_str(k);
+        text.push('=');
+        text.push_str(&v);
+        text.push('\n');
+    }
+    let version = serde_json::to_string(&b.topics.data_version()).unwrap_or_default();
+    Ok(reply(req, ResponseCode::SUCCESS)
+        .with_ext("version", version)
+        .with_body(text)
+        .into())
+}
+
+/// GET_PRODUCER_CONNECTION_LIST: `{"connectionSet":[…]}` of a producer group.
+pub fn get_producer_connection_list(b: &Arc<Broker>, req: &RemotingCommand) -> HandlerResult {
+    let group: String = ferrocket_protocol::header::required(&req.ext_fields, "producerGroup")?;
+    match b.clients.producer_connections(&group) {
+        Some(set) => json_reply(req, &serde_json::json!({ "connectionSet": set })),
+        None => Ok(RemotingCommand::error_to(
+            req,
+            ResponseCode::SYSTEM_ERROR,
+            format!("the producer group[{group}] not exist"),
+        )
+        .into()),
+    }
+}

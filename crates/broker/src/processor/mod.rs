@@ -120,6 +120,8 @@ async fn dispatch(
         }
         C::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => admin::get_all_subscription_group_config(b, req),
         C::GET_ALL_DELAY_OFFSET => admin::get_all_delay_offset(b, req),
+        C::GET_BROKER_CONFIG => admin::get_broker_config(b, req),
+        C::GET_PRODUCER_CONNECTION_LIST => admin::get_producer_connection_list(b, req),
         C::VIEW_MESSAGE_BY_ID => admin::view_message_by_id(b, req),
         C::QUERY_MESSAGE => admin::query_message(b, req),
         _ => return None,

@@ -107,6 +107,17 @@ fn heartbeats_membership_and_notifications() {
     assert_eq!(v["connectionSet"].as_array().unwrap().len(), 2);
     assert_eq!(v["subscriptionTable"]["HB"]["subString"], "TagA");
 
+    // Producers from the same heartbeats.
+    let r = admin
+        .call(
+            RemotingCommand::request(RequestCode::GET_PRODUCER_CONNECTION_LIST)
+                .with_ext("producerGroup", "PG"),
+        )
+        .unwrap();
+    assert_eq!(r.code, 0);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["connectionSet"].as_array().unwrap().len(), 2);
+
     // The retry topic of the group was created by the heartbeat.
     let r = admin
         .call(RemotingCommand::request(RequestCode::GET_ALL_TOPIC_CONFIG))

@@ -92,6 +92,14 @@ fn start_serve_admin_and_shutdown_in_process() {
     );
     assert_eq!(r.ext("offset"), Some("3"));
 
+    let r = c
+        .call(RemotingCommand::request(RequestCode::GET_BROKER_CONFIG))
+        .unwrap();
+    assert_eq!(r.code, 0);
+    let text = String::from_utf8(r.body.to_vec()).unwrap();
+    assert!(text.contains("brokerName=inproc\n"), "{text}");
+    assert!(text.contains(&format!("listenPort={port}\n")));
+
     // Subscription groups.
     let g = serde_json::json!({"groupName": "SG", "consumeEnable": false, "retryQueueNums": 2});
     let r = c

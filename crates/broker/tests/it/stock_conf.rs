@@ -104,7 +104,9 @@ fn print_check_and_bad_values() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("listenPort=12345"));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("listenPort=12345"), "{printed}");
+    assert!(printed.contains("flushDiskType=ASYNC_FLUSH"), "{printed}");
     let out = Command::new(bin_path("mqbroker"))
         .arg("-c")
         .arg(&conf)

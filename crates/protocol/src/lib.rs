@@ -8,6 +8,7 @@
 //! - [`message`]: the stored-message format (commitlog records, pull bodies).
 //! - [`fastjson`]: reading and writing fastjson's unquoted numeric map keys.
 
+pub mod body;
 pub mod code;
 pub mod command;
 pub mod error;

@@ -64,6 +64,16 @@ pub struct BrokerConfig {
     pub channel_expired_millis: u64,
     /// `serverChannelMaxIdleTimeSeconds`: a connection that sends nothing this long is closed.
     pub server_channel_max_idle_time_seconds: u64,
+    /// `haMasterAddress`: a slave's fixed master HA address (else learnt from the name servers).
+    pub ha_master_address: Option<String>,
+    /// `slaveTimeout` (ms): SYNC_MASTER wait for slave acks.
+    pub slave_timeout: u64,
+    /// `haMaxGapNotInSync` / `haSlaveFallbehindMax`: a slave further behind is not in sync.
+    pub ha_max_gap_not_in_sync: i64,
+    /// `inSyncReplicas` (counting the master).
+    pub in_sync_replicas: u32,
+    /// `totalReplicas` (counting the master; 0 = unset).
+    pub total_replicas: u32,
     pub store: StoreConfig,
 }
 
@@ -106,6 +116,11 @@ impl Default for BrokerConfig {
             max_frame: ferrocket_protocol::frame::DEFAULT_MAX_FRAME,
             channel_expired_millis: 120_000,
             server_channel_max_idle_time_seconds: 120,
+            ha_master_address: None,
+            slave_timeout: 3000,
+            ha_max_gap_not_in_sync: 256 * 1024 * 1024,
+            in_sync_replicas: 1,
+            total_replicas: 0,
             store: StoreConfig::default(),
         }
     }
@@ -235,6 +250,13 @@ impl BrokerConfig {
             "serverChannelMaxIdleTimeSeconds",
             &mut c.server_channel_max_idle_time_seconds,
         )?;
+        c.ha_master_address = p.str("haMasterAddress");
+        p.set("slaveTimeout", &mut c.slave_timeout)?;
+        for key in ["haSlaveFallbehindMax", "haMaxGapNotInSync"] {
+            p.set(key, &mut c.ha_max_gap_not_in_sync)?;
+        }
+        p.set("inSyncReplicas", &mut c.in_sync_replicas)?;
+        p.set("totalReplicas", &mut c.total_replicas)?;
 
         let s = &mut c.store;
         if let Some(root) = p.str("storePathRootDir") {

@@ -137,6 +137,7 @@ async fn deliver_due(b: &Broker, level: i32) -> Result<(), BrokerError> {
                     m.queue_offset = 0;
                     m.physical_offset = 0;
                     let r = b.store.put_message(m).await;
+                    notify_ha(b, &r);
                     if !r.status.is_stored() {
                         // Retry this entry on the next round.
                         tracing::warn!(level, status = ?r.status, "delayed message not delivered yet");
@@ -153,6 +154,13 @@ async fn deliver_due(b: &Broker, level: i32) -> Result<(), BrokerError> {
         b.delay_offsets.set(level, off)?;
     }
     Ok(())
+}
+
+/// Wakes the HA transfers after an internal write (no SYNC_MASTER wait: WAIT is false).
+pub fn notify_ha(b: &Broker, r: &ferrocket_store::PutResult) {
+    if let (Some(a), Some(crate::ha::Replication::Master(server))) = (&r.append, b.ha.get()) {
+        server.notify_appended(a.wrote_offset + i64::from(a.wrote_bytes));
+    }
 }
 
 #[cfg(test)]

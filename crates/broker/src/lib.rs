@@ -17,6 +17,7 @@ pub mod config;
 mod connection;
 mod delay;
 mod groups;
+mod ha;
 mod headers;
 mod locks;
 mod long_poll;
@@ -84,6 +85,8 @@ pub struct Broker {
     pub(crate) delay_levels: i32,
     /// The metadata KV (topics, groups, offsets), flushed at shutdown.
     pub(crate) kv: MetaKv,
+    /// HA service (master) or client (slave), set once at start.
+    pub(crate) ha: std::sync::OnceLock<ha::Replication>,
     /// Bounds the sends waiting for or holding the store (the "send queue").
     pub(crate) send_permits: Semaphore,
     pub(crate) stats: stats::Stats,
@@ -130,6 +133,7 @@ impl Broker {
             delay_offsets,
             delay_levels,
             kv,
+            ha: std::sync::OnceLock::new(),
             send_permits: Semaphore::new(permits),
             stats: stats::Stats::default(),
             topics_changed,

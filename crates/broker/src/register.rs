@@ -34,33 +34,57 @@ pub fn register_request(b: &Broker) -> RemotingCommand {
         .with_body(bytes)
 }
 
-/// Registers with every name server in parallel; returns how many accepted.
-pub async fn register_all(b: &Broker, clients: &[Arc<RemotingClient>]) -> usize {
+/// Registers with every name server in parallel; returns the accepting name servers' answers.
+pub async fn register_all(b: &Broker, clients: &[Arc<RemotingClient>]) -> Vec<RemotingCommand> {
     let req = register_request(b);
     let timeout = Duration::from_millis(b.conf.register_broker_timeout_mills.max(1000));
     let calls = clients.iter().map(|c| {
         let req = req.clone();
         async move {
             match c.call(req, timeout).await {
-                Ok(r) if r.code == ResponseCode::SUCCESS as i32 => true,
+                Ok(r) if r.code == ResponseCode::SUCCESS as i32 => Some(r),
                 Ok(r) => {
                     tracing::warn!(namesrv = %c.addr, code = r.code, remark = ?r.remark, "register broker refused");
-                    false
+                    None
                 }
                 Err(e) => {
                     tracing::warn!(namesrv = %c.addr, error = %e, "register broker failed");
-                    false
+                    None
                 }
             }
         }
     });
-    let ok = futures::future::join_all(calls)
+    let ok: Vec<RemotingCommand> = futures::future::join_all(calls)
         .await
         .into_iter()
-        .filter(|x| *x)
-        .count();
-    tracing::debug!(ok, total = clients.len(), "registered with name servers");
+        .flatten()
+        .collect();
+    tracing::debug!(
+        ok = ok.len(),
+        total = clients.len(),
+        "registered with name servers"
+    );
     ok
+}
+
+/// After a registration: a slave learns its master; a master learns which slaves to let in.
+async fn learn_peers(b: &Broker, clients: &[Arc<RemotingClient>], answers: &[RemotingCommand]) {
+    let Some(ha) = b.ha.get() else { return };
+    if b.conf.is_slave() {
+        for r in answers {
+            ha.learn_master(r);
+        }
+        return;
+    }
+    for c in clients {
+        let req = RemotingCommand::request(RequestCode::GET_BROKER_CLUSTER_INFO);
+        if let Ok(r) = c.call(req, Duration::from_secs(3)).await {
+            if r.code == ResponseCode::SUCCESS as i32 {
+                ha.learn_slaves(&b.conf.broker_name, &r.body);
+                return;
+            }
+        }
+    }
 }
 
 /// Registers now, then periodically and on topic changes, until shutdown.
@@ -71,7 +95,8 @@ pub async fn run(b: Arc<Broker>, clients: Vec<Arc<RemotingClient>>) {
     }
     let period = Duration::from_millis(b.conf.register_name_server_period);
     loop {
-        register_all(&b, &clients).await;
+        let answers = register_all(&b, &clients).await;
+        learn_peers(&b, &clients, &answers).await;
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
             _ = b.topics_changed.notified() => {}

@@ -26,16 +26,18 @@ pub struct BrokerHandle {
     namesrv: Vec<Arc<RemotingClient>>,
 }
 
-async fn bind(ip: IpAddr, port: u16) -> Result<TcpListener, BrokerError> {
+/// Binds `ip:port`; when `ip` is not an address of this host (NAT, containers) listens on all
+/// addresses instead. The flag says whether `ip` itself was bound.
+async fn bind(ip: IpAddr, port: u16) -> Result<(TcpListener, bool), BrokerError> {
     let addr = SocketAddr::new(ip, port);
     match TcpListener::bind(addr).await {
-        Ok(l) => Ok(l),
+        Ok(l) => Ok((l, true)),
         Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
-            // brokerIP1 is an address this host does not have (NAT, containers): listen on all.
             let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
             tracing::warn!(%addr, "brokerIP1 is not a local address; listening on {any}");
             TcpListener::bind(any)
                 .await
+                .map(|l| (l, false))
                 .map_err(|source| BrokerError::Bind { addr: any, source })
         }
         Err(source) => Err(BrokerError::Bind { addr, source }),
@@ -44,14 +46,24 @@ async fn bind(ip: IpAddr, port: u16) -> Result<TcpListener, BrokerError> {
 
 /// Starts the broker (see the module docs).
 pub async fn start(conf: BrokerConfig) -> Result<BrokerHandle, BrokerError> {
-    let main = bind(conf.broker_ip1, conf.listen_port).await?;
-    let fast = bind(conf.broker_ip1, conf.fast_listen_port()).await?;
+    let (main, ip1_is_local) = bind(conf.broker_ip1, conf.listen_port).await?;
+    let (fast, _) = bind(conf.broker_ip1, conf.fast_listen_port()).await?;
     let broker = tokio::task::spawn_blocking(move || Broker::open(conf))
         .await
         .map_err(|e| BrokerError::Config(format!("store open panicked: {e}")))??;
     let main_addr = main.local_addr()?;
     let fast_addr = fast.local_addr()?;
     let b = &broker;
+    let replication = match crate::ha::start(b, ip1_is_local).await {
+        Ok(r) => r,
+        Err(e) => {
+            b.shutdown.cancel();
+            let _ = b.store.shutdown();
+            return Err(e);
+        }
+    };
+    let _ = b.ha.set(replication);
+    b.tasks.spawn(crate::ha::run_slave_sync(Arc::clone(b)));
     b.tasks
         .spawn(server::accept_loop(Arc::clone(b), main, false));
     b.tasks
@@ -161,6 +173,9 @@ impl BrokerHandle {
             .is_err()
         {
             tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}");
+        }
+        if let Some(h) = b.ha.get() {
+            h.shutdown().await;
         }
         let b2 = Arc::clone(&b);
         let r = tokio::task::spawn_blocking(move || -> Result<(), BrokerError> {

@@ -233,7 +233,14 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestCtx, req: &RemotingCommand) ->
         vec![base]
     };
     let count = msgs.len() as u64;
-    let result = b.store.put_messages(msgs).await;
+    let wait_store = msgs[0].properties.get(names::WAIT_STORE_MSG_OK) != Some("false");
+    let mut result = b.store.put_messages(msgs).await;
+    if let (Some(a), Some(ha)) = (&result.append, b.ha.get()) {
+        let end = a.wrote_offset + i64::from(a.wrote_bytes);
+        result.status = ha
+            .after_put(b.conf.broker_role, end, wait_store, result.status)
+            .await;
+    }
     // Dispatch to the consume queue happened inside the append: wake held pulls now.
     if result.append.is_some() {
         b.notifier.notify(&topic_name, queue_id);

@@ -104,6 +104,7 @@ pub async fn handle(b: &Arc<Broker>, req: &RemotingCommand) -> HandlerResult {
         crate::delay::redirect(&mut msg, b.delay_levels);
     }
     let r = b.store.put_message(msg).await;
+    crate::delay::notify_ha(b, &r);
     if r.append.is_some() {
         b.notifier.notify(&topic, queue_id);
         b.stats.add_put(1);

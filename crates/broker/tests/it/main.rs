@@ -4,6 +4,7 @@
 mod clients;
 mod crash;
 mod frames;
+mod ha;
 mod in_process;
 mod long_poll;
 mod namesrv;

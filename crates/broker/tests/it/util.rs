@@ -10,11 +10,15 @@ use ferrocket_protocol::message::{decode, peek_total_size, StoredMessage};
 use ferrocket_protocol::{RemotingCommand, RequestCode, SerializeType};
 use ferrocket_testkit::{bin_path, free_port, wait_for_port, ProcessGuard, RawClient, TempDir};
 
-/// A listen port whose fast port (port - 2) is free too.
+/// A listen port whose fast port (port - 2) and HA port (port + 1) are free too.
 pub fn broker_port() -> u16 {
     for _ in 0..200 {
         let p = free_port();
-        if p > 1026 && TcpListener::bind(("127.0.0.1", p - 2)).is_ok() {
+        if p > 1026
+            && p < 65534
+            && TcpListener::bind(("127.0.0.1", p - 2)).is_ok()
+            && TcpListener::bind(("127.0.0.1", p + 1)).is_ok()
+        {
             return p;
         }
     }
@@ -45,8 +49,12 @@ impl Broker {
 
     /// Starts a broker with the test defaults plus `extra` lines.
     pub fn start(extra: &str) -> Broker {
+        Self::start_on(broker_port(), extra)
+    }
+
+    /// Starts a broker on a chosen listen port.
+    pub fn start_on(port: u16, extra: &str) -> Broker {
         let dir = TempDir::new("broker");
-        let port = broker_port();
         let conf = write_conf(dir.path(), port, extra);
         let guard = spawn(&conf);
         wait_for_port(&format!("127.0.0.1:{port}"), Duration::from_secs(30));

@@ -132,11 +132,13 @@ mod tests {
     use super::*;
 
     fn sample() -> RegisterBrokerBody {
-        let mut w = TopicConfigSerializeWrapper::default();
-        w.data_version = DataVersion {
-            counter: 7,
-            timestamp: 1_700_000_000_000,
-            state_version: None,
+        let mut w = TopicConfigSerializeWrapper {
+            data_version: DataVersion {
+                counter: 7,
+                timestamp: 1_700_000_000_000,
+                state_version: None,
+            },
+            ..Default::default()
         };
         for (n, q) in [("A", 4), ("B", 8)] {
             w.topic_config_table

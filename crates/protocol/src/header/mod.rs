@@ -4,6 +4,8 @@
 //! impl from a field list with RocketMQ's key names. An empty string reads as an absent optional
 //! field (the Go client sends those); a missing required field is [`HeaderError::Missing`].
 
+pub mod namesrv;
+
 use crate::command::{ExtFields, RemotingCommand};
 use crate::error::HeaderError;
 

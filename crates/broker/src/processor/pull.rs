@@ -28,6 +28,8 @@ pub const FLAG_SUBSCRIPTION: i32 = 0x4;
 
 /// Re-check interval of a held pull even without a wake-up (RocketMQ: 5 s).
 const RECHECK: Duration = Duration::from_secs(5);
+/// Re-check interval on a slave.
+const SLAVE_RECHECK: Duration = Duration::from_millis(500);
 
 /// Tag hash codes of a subscription expression; `None` means every message (`*` or empty).
 pub fn parse_tags(sub: &str) -> Option<HashSet<i64>> {
@@ -225,7 +227,13 @@ pub async fn handle(b: &Arc<Broker>, _ctx: &RequestCtx, req: &RemotingCommand) -
             if !nothing_yet || Instant::now() >= deadline || b.shutdown.is_cancelled() {
                 break;
             }
-            let until = deadline.min(Instant::now() + RECHECK);
+            // A slave's queues grow through replication, which does not ring the notifier.
+            let recheck = if b.conf.is_slave() {
+                SLAVE_RECHECK
+            } else {
+                RECHECK
+            };
+            let until = deadline.min(Instant::now() + recheck);
             tokio::select! {
                 _ = &mut woken => {}
                 _ = tokio::time::sleep_until(until) => {}

@@ -35,9 +35,17 @@ fn refuse(req: &RemotingCommand, code: ResponseCode, remark: impl Into<String>) 
 pub async fn handle(b: &Arc<Broker>, ctx: &RequestCtx, req: &RemotingCommand) -> HandlerResult {
     let arrived = Instant::now();
     let wait = Duration::from_millis(b.conf.wait_time_mills_in_send_queue);
-    let _permit = match tokio::time::timeout(wait, b.send_permits.acquire()).await {
-        Ok(Ok(p)) => p,
-        _ => {
+    // Fast path: a free slot without arming a timer.
+    let permit = match b.send_permits.try_acquire() {
+        Ok(p) => Ok(p),
+        Err(_) => match tokio::time::timeout(wait, b.send_permits.acquire()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(()),
+        },
+    };
+    let _permit = match permit {
+        Ok(p) => p,
+        Err(()) => {
             return refuse(
                 req,
                 ResponseCode::SYSTEM_BUSY,

@@ -1,90 +1,23 @@
 //! JSON bodies the broker reads and writes (RocketMQ field names; fastjson-tolerant on input).
 //!
-//! Private stand-ins until the protocol crate's `body` module lands.
+//! Name-server bodies (topic configs, register body, KV table) come from the protocol crate;
+//! the client and admin bodies here are private stand-ins until the protocol crate has them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+pub use ferrocket_protocol::body::{
+    DataVersion, KvTable, RegisterBrokerBody, TopicConfig, TopicConfigSerializeWrapper,
+};
+
 /// Permission bits of a topic or broker.
 pub mod perm {
-    pub const READ: i32 = 0x4;
-    pub const WRITE: i32 = 0x2;
-    pub const INHERIT: i32 = 0x1;
+    pub use ferrocket_protocol::body::perm::*;
 
-    pub fn readable(p: i32) -> bool {
-        p & READ != 0
-    }
-    pub fn writeable(p: i32) -> bool {
-        p & WRITE != 0
-    }
     pub fn inherited(p: i32) -> bool {
         p & INHERIT != 0
     }
-}
-
-fn default_filter_type() -> String {
-    "SINGLE_TAG".into()
-}
-
-/// One topic's configuration (`TopicConfig`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TopicConfig {
-    pub topic_name: String,
-    #[serde(default)]
-    pub read_queue_nums: i32,
-    #[serde(default)]
-    pub write_queue_nums: i32,
-    #[serde(default)]
-    pub perm: i32,
-    #[serde(default = "default_filter_type")]
-    pub topic_filter_type: String,
-    #[serde(default)]
-    pub topic_sys_flag: i32,
-    #[serde(default)]
-    pub order: bool,
-    #[serde(default)]
-    pub attributes: BTreeMap<String, String>,
-}
-
-impl TopicConfig {
-    pub fn new(name: &str, read: i32, write: i32, perm: i32) -> Self {
-        TopicConfig {
-            topic_name: name.to_string(),
-            read_queue_nums: read,
-            write_queue_nums: write,
-            perm,
-            topic_filter_type: default_filter_type(),
-            topic_sys_flag: 0,
-            order: false,
-            attributes: BTreeMap::new(),
-        }
-    }
-}
-
-/// `DataVersion`: (timestamp, counter) identifies a state of the topic table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct DataVersion {
-    pub timestamp: i64,
-    pub counter: i64,
-}
-
-/// `TopicConfigSerializeWrapper`.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct TopicConfigSerializeWrapper {
-    pub topic_config_table: BTreeMap<String, TopicConfig>,
-    pub data_version: DataVersion,
-}
-
-/// `RegisterBrokerBody` (uncompressed form).
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct RegisterBrokerBody {
-    pub topic_config_serialize_wrapper: TopicConfigSerializeWrapper,
-    pub filter_server_list: Vec<String>,
 }
 
 /// `HeartbeatData`.
@@ -181,12 +114,6 @@ impl SubscriptionGroupConfig {
     }
 }
 
-/// `KVTable`.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-pub struct KvTable {
-    pub table: BTreeMap<String, String>,
-}
-
 /// One client connection in `ConsumerConnection` / `ProducerConnection`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "camelCase")]
@@ -235,6 +162,6 @@ mod tests {
         };
         let s = serde_json::to_string(&body).unwrap();
         assert!(s.contains(r#""topicConfigTable":{"T":{"topicName":"T","readQueueNums":4"#));
-        assert!(s.contains(r#""dataVersion":{"timestamp":0,"counter":0}"#));
+        assert!(s.contains(r#""dataVersion":{"counter":0,"timestamp":0}"#));
     }
 }

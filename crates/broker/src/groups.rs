@@ -35,6 +35,7 @@ impl GroupManager {
                 version: DataVersion {
                     timestamp: crate::now_ms(),
                     counter: 0,
+                    state_version: None,
                 },
             }),
             kv,
@@ -78,6 +79,7 @@ impl GroupManager {
         t.version = DataVersion {
             timestamp: crate::now_ms(),
             counter: t.version.counter + 1,
+            state_version: None,
         };
         Ok(g)
     }

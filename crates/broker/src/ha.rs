@@ -13,6 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ferrocket_protocol::body::ClusterInfo;
 use ferrocket_protocol::{RemotingCommand, RequestCode};
 use ferrocket_replication::ha::{
     AckConfig, AllowList, HaClient, HaClientConfig, HaServer, HaServerConfig, HaStore,
@@ -151,18 +152,6 @@ impl Replication {
         let Replication::Master(server) = self else {
             return;
         };
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct BrokerData {
-            #[serde(default)]
-            broker_addrs: BTreeMap<i64, String>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct ClusterInfo {
-            #[serde(default)]
-            broker_addr_table: BTreeMap<String, BrokerData>,
-        }
         let Ok(info) = ferrocket_protocol::fastjson::from_slice::<ClusterInfo>(cluster_info) else {
             return;
         };

@@ -194,31 +194,6 @@ header! {
     }
 }
 
-header! {
-    /// REGISTER_BROKER (103), written by the broker.
-    pub struct RegisterBrokerRequestHeader {
-        required {
-            broker_name: String = "brokerName",
-            broker_addr: String = "brokerAddr",
-            cluster_name: String = "clusterName",
-            ha_server_addr: String = "haServerAddr",
-            broker_id: i64 = "brokerId",
-            compressed: bool = "compressed",
-            body_crc32: i32 = "bodyCrc32",
-        }
-        optional {}
-    }
-}
-
-header! {
-    /// UNREGISTER_BROKER (104), written by the broker.
-    pub struct UnregisterBrokerRequestHeader {
-        required {
-            broker_name: String = "brokerName",
-            broker_addr: String = "brokerAddr",
-            cluster_name: String = "clusterName",
-            broker_id: i64 = "brokerId",
-        }
-        optional {}
-    }
-}
+pub use ferrocket_protocol::header::namesrv::{
+    RegisterBrokerRequestHeader, UnregisterBrokerRequestHeader,
+};

@@ -26,8 +26,10 @@ pub fn register_request(b: &Broker) -> RemotingCommand {
         cluster_name: b.conf.broker_cluster_name.clone(),
         ha_server_addr: b.conf.ha_server_addr(),
         broker_id: b.conf.broker_id,
-        compressed: false,
-        body_crc32: crc,
+        heartbeat_timeout_millis: None,
+        enable_acting_master: None,
+        compressed: Some(false),
+        body_crc32: Some(crc),
     };
     RemotingCommand::request(RequestCode::REGISTER_BROKER)
         .with_header(&h)

@@ -104,6 +104,7 @@ impl TopicManager {
                 version: DataVersion {
                     timestamp: now_ms(),
                     counter: 0,
+                    state_version: None,
                 },
             }),
             kv,
@@ -171,6 +172,7 @@ impl TopicManager {
         t.version = DataVersion {
             timestamp: now_ms(),
             counter: t.version.counter + 1,
+            state_version: None,
         };
         Ok(tc)
     }
@@ -193,6 +195,7 @@ impl TopicManager {
                 t.version = DataVersion {
                     timestamp: now_ms(),
                     counter: t.version.counter + 1,
+                    state_version: None,
                 };
             }
             existed

@@ -10,13 +10,13 @@ use ferrocket_testkit::{free_port, wait_for_port, ProcessGuard, RawClient, TempD
 
 use crate::util::{eventually, send_req, Broker};
 
-fn namesrv_bin() -> Option<std::path::PathBuf> {
+pub fn namesrv_bin() -> Option<std::path::PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let p = exe.parent()?.parent()?.join("mqnamesrv");
     p.exists().then_some(p)
 }
 
-fn route(ns: &mut RawClient, topic: &str) -> Option<serde_json::Value> {
+pub fn route(ns: &mut RawClient, topic: &str) -> Option<serde_json::Value> {
     let r = ns
         .call(
             RemotingCommand::request(RequestCode::GET_ROUTEINFO_BY_TOPIC).with_ext("topic", topic),
@@ -34,27 +34,7 @@ fn auto_create_through_tbw102_reaches_the_name_server() {
         eprintln!("mqnamesrv not built; run `cargo build -p ferrocket-namesrv --bins`");
         return;
     };
-    let dir = TempDir::new("ns");
-    let ns_port = free_port();
-    let ns_conf = dir.path().join("namesrv.conf");
-    std::fs::write(
-        &ns_conf,
-        format!(
-            "listenPort={ns_port}\nkvConfigPath={}\n",
-            dir.path().join("kv.json").display()
-        ),
-    )
-    .unwrap();
-    let _ns = ProcessGuard::spawn(
-        "mqnamesrv",
-        Command::new(&bin)
-            .arg("-c")
-            .arg(&ns_conf)
-            .env("RUST_LOG", "warn")
-            .current_dir(Path::new(dir.path())),
-    );
-    let ns_addr = format!("127.0.0.1:{ns_port}");
-    wait_for_port(&ns_addr, Duration::from_secs(30));
+    let (_ns, ns_addr, _dir) = start_namesrv(&bin);
     let mut b = Broker::start(&format!("namesrvAddr = {ns_addr}"));
     let mut ns = RawClient::connect(&ns_addr).unwrap();
     let tbw = eventually(Duration::from_secs(30), || route(&mut ns, "TBW102"));
@@ -83,4 +63,82 @@ fn auto_create_through_tbw102_reaches_the_name_server() {
         route(&mut ns, "AutoTopic").is_none().then_some(())
     });
     assert!(gone.is_some(), "route removed after unregister");
+}
+
+/// Starts `mqnamesrv` on a free port; returns its guard, address and directory.
+pub fn start_namesrv(bin: &Path) -> (ProcessGuard, String, TempDir) {
+    let dir = TempDir::new("ns");
+    let ns_port = free_port();
+    let ns_conf = dir.path().join("namesrv.conf");
+    std::fs::write(
+        &ns_conf,
+        format!(
+            "listenPort={ns_port}\nkvConfigPath={}\n",
+            dir.path().join("kv.json").display()
+        ),
+    )
+    .unwrap();
+    let ns = ProcessGuard::spawn(
+        "mqnamesrv",
+        Command::new(bin)
+            .arg("-c")
+            .arg(&ns_conf)
+            .env("RUST_LOG", "warn")
+            .current_dir(dir.path()),
+    );
+    let ns_addr = format!("127.0.0.1:{ns_port}");
+    wait_for_port(&ns_addr, Duration::from_secs(30));
+    (ns, ns_addr, dir)
+}
+
+#[test]
+fn slave_learns_its_master_through_the_name_server() {
+    let Some(bin) = namesrv_bin() else {
+        eprintln!("mqnamesrv not built; run `cargo build -p ferrocket-namesrv --bins`");
+        return;
+    };
+    let (_ns, ns_addr, _dir) = start_namesrv(&bin);
+    let master = Broker::start(&format!(
+        "namesrvAddr = {ns_addr}\nbrokerRole = ASYNC_MASTER"
+    ));
+    let mut m = master.client();
+    let r = m
+        .call(send_req(
+            "Replicated",
+            0,
+            b"one",
+            None,
+            true,
+            SerializeType::Json,
+        ))
+        .unwrap();
+    assert_eq!(r.code, 0, "{:?}", r.remark);
+    let slave = Broker::start(&format!(
+        "namesrvAddr = {ns_addr}\nbrokerRole = SLAVE\nbrokerId = 1"
+    ));
+    let mut s = slave.client();
+    // Topic config (metadata sync, every 10 s) and data (HA stream) both reach the slave.
+    let got = eventually(Duration::from_secs(60), || {
+        let r = s
+            .call(crate::util::pull_req(
+                "G",
+                "Replicated",
+                0,
+                0,
+                "*",
+                0,
+                SerializeType::Json,
+            ))
+            .unwrap();
+        (r.code == 0).then(|| crate::util::decode_all(&r.body))
+    })
+    .expect("slave serves the master's messages");
+    assert_eq!(got[0].body.as_ref(), b"one");
+    // Both appear in the route.
+    let mut ns = RawClient::connect(&ns_addr).unwrap();
+    let rt = eventually(Duration::from_secs(30), || {
+        let rt = route(&mut ns, "Replicated")?;
+        (rt["brokerDatas"][0]["brokerAddrs"].as_object()?.len() == 2).then_some(rt)
+    });
+    assert!(rt.is_some(), "master and slave in the route");
 }

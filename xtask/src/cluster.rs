@@ -27,35 +27,83 @@ const LAYOUTS: &[Layout] = &[
     Layout {
         name: "single",
         namesrvs: &["127.0.0.1"],
-        nodes: &[Node { name: "broker-a", conf: "broker.conf", ip: "127.0.0.1" }],
+        nodes: &[Node {
+            name: "broker-a",
+            conf: "broker.conf",
+            ip: "127.0.0.1",
+        }],
     },
     Layout {
         name: "2m-2s-async",
         namesrvs: &["127.0.0.2", "127.0.0.3"],
         nodes: &[
-            Node { name: "broker-a", conf: "2m-2s-async/broker-a.properties", ip: "127.0.0.11" },
-            Node { name: "broker-a-s", conf: "2m-2s-async/broker-a-s.properties", ip: "127.0.0.12" },
-            Node { name: "broker-b", conf: "2m-2s-async/broker-b.properties", ip: "127.0.0.13" },
-            Node { name: "broker-b-s", conf: "2m-2s-async/broker-b-s.properties", ip: "127.0.0.14" },
+            Node {
+                name: "broker-a",
+                conf: "2m-2s-async/broker-a.properties",
+                ip: "127.0.0.11",
+            },
+            Node {
+                name: "broker-a-s",
+                conf: "2m-2s-async/broker-a-s.properties",
+                ip: "127.0.0.12",
+            },
+            Node {
+                name: "broker-b",
+                conf: "2m-2s-async/broker-b.properties",
+                ip: "127.0.0.13",
+            },
+            Node {
+                name: "broker-b-s",
+                conf: "2m-2s-async/broker-b-s.properties",
+                ip: "127.0.0.14",
+            },
         ],
     },
     Layout {
         name: "2m-2s-sync",
         namesrvs: &["127.0.0.2", "127.0.0.3"],
         nodes: &[
-            Node { name: "broker-a", conf: "2m-2s-sync/broker-a.properties", ip: "127.0.0.11" },
-            Node { name: "broker-a-s", conf: "2m-2s-sync/broker-a-s.properties", ip: "127.0.0.12" },
-            Node { name: "broker-b", conf: "2m-2s-sync/broker-b.properties", ip: "127.0.0.13" },
-            Node { name: "broker-b-s", conf: "2m-2s-sync/broker-b-s.properties", ip: "127.0.0.14" },
+            Node {
+                name: "broker-a",
+                conf: "2m-2s-sync/broker-a.properties",
+                ip: "127.0.0.11",
+            },
+            Node {
+                name: "broker-a-s",
+                conf: "2m-2s-sync/broker-a-s.properties",
+                ip: "127.0.0.12",
+            },
+            Node {
+                name: "broker-b",
+                conf: "2m-2s-sync/broker-b.properties",
+                ip: "127.0.0.13",
+            },
+            Node {
+                name: "broker-b-s",
+                conf: "2m-2s-sync/broker-b-s.properties",
+                ip: "127.0.0.14",
+            },
         ],
     },
     Layout {
         name: "dledger",
         namesrvs: &["127.0.0.2"],
         nodes: &[
-            Node { name: "n0", conf: "dledger/broker-n0.conf", ip: "127.0.0.21" },
-            Node { name: "n1", conf: "dledger/broker-n1.conf", ip: "127.0.0.22" },
-            Node { name: "n2", conf: "dledger/broker-n2.conf", ip: "127.0.0.23" },
+            Node {
+                name: "n0",
+                conf: "dledger/broker-n0.conf",
+                ip: "127.0.0.21",
+            },
+            Node {
+                name: "n1",
+                conf: "dledger/broker-n1.conf",
+                ip: "127.0.0.22",
+            },
+            Node {
+                name: "n2",
+                conf: "dledger/broker-n2.conf",
+                ip: "127.0.0.23",
+            },
         ],
     },
 ];
@@ -85,7 +133,10 @@ fn set_keys(text: &str, keys: &[(&str, String)]) -> String {
     let mut done = vec![false; keys.len()];
     for line in text.lines() {
         let key = line.split(['=', ':']).next().unwrap_or("").trim();
-        match keys.iter().position(|(k, _)| *k == key && !line.trim_start().starts_with('#')) {
+        match keys
+            .iter()
+            .position(|(k, _)| *k == key && !line.trim_start().starts_with('#'))
+        {
             Some(i) => {
                 out.push_str(&format!("{}={}\n", keys[i].0, keys[i].1));
                 done[i] = true;
@@ -107,27 +158,40 @@ fn set_keys(text: &str, keys: &[(&str, String)]) -> String {
 /// The conf of one node of `layout`, derived from its stock file with hosts mapped to loopback.
 fn node_conf(layout: &Layout, node: &Node, dir: &Path) -> Result<String> {
     let stock = root().join("deploy/conf").join(node.conf);
-    let text = fs::read_to_string(&stock).with_context(|| format!("reading {}", stock.display()))?;
+    let text =
+        fs::read_to_string(&stock).with_context(|| format!("reading {}", stock.display()))?;
     let store = dir.join(node.name).join("store");
-    let namesrv: Vec<String> = layout.namesrvs.iter().map(|ip| format!("{ip}:{NAMESRV_PORT}")).collect();
+    let namesrv: Vec<String> = layout
+        .namesrvs
+        .iter()
+        .map(|ip| format!("{ip}:{NAMESRV_PORT}"))
+        .collect();
     let mut keys = vec![
         ("brokerIP1", node.ip.to_string()),
         ("brokerIP2", node.ip.to_string()),
-        ("bindAddress", node.ip.to_string()),
         ("namesrvAddr", namesrv.join(";")),
         ("storePathRootDir", store.display().to_string()),
-        ("storePathCommitLog", store.join("commitlog").display().to_string()),
+        (
+            "storePathCommitLog",
+            store.join("commitlog").display().to_string(),
+        ),
     ];
     if layout.name == "dledger" {
-        let peers: Vec<String> =
-            layout.nodes.iter().enumerate().map(|(i, n)| format!("{}-{}:{}", n.name, n.ip, 40911 + i)).collect();
+        let peers: Vec<String> = layout
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{}-{}:{}", n.name, n.ip, 40911 + i))
+            .collect();
         keys.push(("dLegerPeers", peers.join(";")));
     }
     Ok(set_keys(&text, &keys))
 }
 
 fn bin_dir(release: bool) -> PathBuf {
-    root().join("target").join(if release { "release" } else { "debug" })
+    root()
+        .join("target")
+        .join(if release { "release" } else { "debug" })
 }
 
 fn spawn(bin: &Path, args: &[String], log: &Path) -> Result<Child> {
@@ -143,9 +207,19 @@ fn spawn(bin: &Path, args: &[String], log: &Path) -> Result<Child> {
 
 pub fn up(args: &[String]) -> Result<()> {
     let release = args.iter().any(|a| a == "--release");
-    let name = args.iter().find(|a| !a.starts_with("--")).map_or("single", String::as_str);
+    let name = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .map_or("single", String::as_str);
     let layout = layout(name)?;
-    let mut build = vec!["build", "--bins", "-p", "ferrocket-namesrv", "-p", "ferrocket-broker"];
+    let mut build = vec![
+        "build",
+        "--bins",
+        "-p",
+        "ferrocket-namesrv",
+        "-p",
+        "ferrocket-broker",
+    ];
     if release {
         build.push("--release");
     }
@@ -165,9 +239,19 @@ pub fn up(args: &[String]) -> Result<()> {
     for ip in layout.namesrvs {
         let conf = dir.join(format!("namesrv-{ip}.properties"));
         let kv = dir.join(format!("kv-{ip}.json"));
-        fs::write(&conf, format!("listenPort={NAMESRV_PORT}\nbindAddress={ip}\nkvConfigPath={}\n", kv.display()))?;
+        fs::write(
+            &conf,
+            format!(
+                "listenPort={NAMESRV_PORT}\nbindAddress={ip}\nkvConfigPath={}\n",
+                kv.display()
+            ),
+        )?;
         let log = dir.join(format!("namesrv-{ip}.log"));
-        let child = spawn(&bins.join("mqnamesrv"), &["-c".into(), conf.display().to_string()], &log)?;
+        let child = spawn(
+            &bins.join("mqnamesrv"),
+            &["-c".into(), conf.display().to_string()],
+            &log,
+        )?;
         pids.push_str(&format!("{}\n", child.id()));
         println!("name server   {ip}:{NAMESRV_PORT}   log {}", log.display());
         children.push((format!("namesrv {ip}"), child));
@@ -176,15 +260,36 @@ pub fn up(args: &[String]) -> Result<()> {
         let conf = dir.join(format!("{}.conf", node.name));
         fs::write(&conf, node_conf(layout, node, &dir)?)?;
         let log = dir.join(format!("{}.log", node.name));
-        let child = spawn(&bins.join("mqbroker"), &["-c".into(), conf.display().to_string()], &log)?;
+        let child = spawn(
+            &bins.join("mqbroker"),
+            &["-c".into(), conf.display().to_string()],
+            &log,
+        )?;
         pids.push_str(&format!("{}\n", child.id()));
-        println!("broker {:<8} {}   conf {}   log {}", node.name, node.ip, conf.display(), log.display());
+        println!(
+            "broker {:<8} {}   conf {}   log {}",
+            node.name,
+            node.ip,
+            conf.display(),
+            log.display()
+        );
         children.push((node.name.to_string(), child));
     }
     fs::write(dir.join("pids"), pids)?;
-    let namesrv: Vec<String> = layout.namesrvs.iter().map(|ip| format!("{ip}:{NAMESRV_PORT}")).collect();
-    println!("\nlayout {} is up; data under {}", layout.name, dir.display());
-    println!("export NAMESRV_ADDR='{}'   # for mqadmin and clients", namesrv.join(";"));
+    let namesrv: Vec<String> = layout
+        .namesrvs
+        .iter()
+        .map(|ip| format!("{ip}:{NAMESRV_PORT}"))
+        .collect();
+    println!(
+        "\nlayout {} is up; data under {}",
+        layout.name,
+        dir.display()
+    );
+    println!(
+        "export NAMESRV_ADDR='{}'   # for mqadmin and clients",
+        namesrv.join(";")
+    );
     println!("Ctrl-C stops everything");
 
     while !STOP.load(Ordering::SeqCst) {
@@ -234,7 +339,9 @@ pub fn down(args: &[String]) -> Result<()> {
     let mut any = false;
     for name in names {
         let pid_file = cluster_dir(name).join("pids");
-        let Ok(text) = fs::read_to_string(&pid_file) else { continue };
+        let Ok(text) = fs::read_to_string(&pid_file) else {
+            continue;
+        };
         for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
             // SAFETY: kill(2) with a pid we recorded; a stale pid is harmless to signal 0-check.
             unsafe {

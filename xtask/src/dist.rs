@@ -14,8 +14,11 @@ use sha2::{Digest, Sha256};
 use crate::{cargo, root};
 
 /// The native programs shipped, and the package that builds each.
-const PROGRAMS: &[(&str, &str)] =
-    &[("mqnamesrv", "ferrocket-namesrv"), ("mqbroker", "ferrocket-broker"), ("mqadmin", "ferrocket-client")];
+const PROGRAMS: &[(&str, &str)] = &[
+    ("mqnamesrv", "ferrocket-namesrv"),
+    ("mqbroker", "ferrocket-broker"),
+    ("mqadmin", "ferrocket-client"),
+];
 
 /// Fixed modification time of every entry (2024-01-01T00:00:00Z), for reproducible bytes.
 const MTIME: u64 = 1_704_067_200;
@@ -31,9 +34,19 @@ fn host_triple() -> Result<String> {
 
 fn version() -> Result<String> {
     let text = fs::read_to_string(root().join("Cargo.toml"))?;
-    let in_pkg = text.split("[workspace.package]").nth(1).context("no [workspace.package]")?;
-    let line = in_pkg.lines().find(|l| l.trim_start().starts_with("version")).context("no version")?;
-    Ok(line.split('"').nth(1).context("malformed version line")?.to_string())
+    let in_pkg = text
+        .split("[workspace.package]")
+        .nth(1)
+        .context("no [workspace.package]")?;
+    let line = in_pkg
+        .lines()
+        .find(|l| l.trim_start().starts_with("version"))
+        .context("no version")?;
+    Ok(line
+        .split('"')
+        .nth(1)
+        .context("malformed version line")?
+        .to_string())
 }
 
 pub fn dist(args: &[String]) -> Result<()> {
@@ -42,7 +55,9 @@ pub fn dist(args: &[String]) -> Result<()> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--target" => target = Some(it.next().context("--target needs a triple")?.clone()),
-            other => bail!("unknown dist option `{other}` (usage: cargo xtask dist [--target TRIPLE])"),
+            other => {
+                bail!("unknown dist option `{other}` (usage: cargo xtask dist [--target TRIPLE])")
+            }
         }
     }
     let triple = match &target {
@@ -69,7 +84,8 @@ pub fn dist(args: &[String]) -> Result<()> {
     println!("[2/4] collecting files");
     let mut entries: Vec<(String, Vec<u8>, u32)> = Vec::new();
     for (prog, _) in PROGRAMS {
-        let bytes = fs::read(bin_dir.join(prog)).with_context(|| format!("reading built {prog}"))?;
+        let bytes =
+            fs::read(bin_dir.join(prog)).with_context(|| format!("reading built {prog}"))?;
         entries.push((format!("bin/native/{prog}"), bytes, 0o755));
     }
     for (script, text) in scripts() {
@@ -87,7 +103,9 @@ pub fn dist(args: &[String]) -> Result<()> {
     let out_dir = root().join("target/dist");
     fs::create_dir_all(&out_dir)?;
     let tar_path = out_dir.join(format!("{name}.tar.gz"));
-    let gz = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::best());
+    let gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::best());
     let mut tar = tar::Builder::new(gz);
     tar.mode(tar::HeaderMode::Deterministic);
     let mut dirs: Vec<String> = Vec::new();
@@ -125,7 +143,13 @@ pub fn dist(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn append<W: Write>(tar: &mut tar::Builder<W>, path: &str, bytes: &[u8], mode: u32, kind: tar::EntryType) -> Result<()> {
+fn append<W: Write>(
+    tar: &mut tar::Builder<W>,
+    path: &str,
+    bytes: &[u8],
+    mode: u32,
+    kind: tar::EntryType,
+) -> Result<()> {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
     h.set_size(bytes.len() as u64);

@@ -42,7 +42,10 @@ pub(crate) fn root() -> std::path::PathBuf {
 /// Runs cargo with `args` in the workspace root, failing on a non-zero exit.
 pub(crate) fn cargo(args: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo).args(args).current_dir(root()).status()?;
+    let status = std::process::Command::new(cargo)
+        .args(args)
+        .current_dir(root())
+        .status()?;
     if !status.success() {
         bail!("cargo {} failed: {status}", args.join(" "));
     }

@@ -166,7 +166,11 @@ async fn connect(cfg: &HaClientConfig, addr: SocketAddr) -> Result<TcpStream, Ha
         TcpSocket::new_v6()?
     };
     if let Some(ip) = cfg.bind_ip {
-        sock.bind(SocketAddr::new(ip, 0))?;
+        // Connect from the slave's registered address so the master's allow-list knows it; an
+        // address this host does not have (NAT, containers) falls back to the default route.
+        if let Err(e) = sock.bind(SocketAddr::new(ip, 0)) {
+            tracing::warn!(%ip, error = %e, "cannot connect from the slave's address; using the default");
+        }
     }
     let stream = tokio::time::timeout(cfg.connect_timeout, sock.connect(addr))
         .await

@@ -51,15 +51,22 @@ fn version() -> Result<String> {
 
 pub fn dist(args: &[String]) -> Result<()> {
     let mut target: Option<String> = None;
+    let mut out_dir = root().join("target/dist");
+    let mut debug = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--target" => target = Some(it.next().context("--target needs a triple")?.clone()),
-            other => {
-                bail!("unknown dist option `{other}` (usage: cargo xtask dist [--target TRIPLE])")
-            }
+            "--out" => out_dir = PathBuf::from(it.next().context("--out needs a directory")?),
+            // Packages the debug binaries: quick, for the tests of the tarball itself.
+            "--debug" => debug = true,
+            other => bail!(
+                "unknown dist option `{other}` \
+                 (usage: cargo xtask dist [--target TRIPLE] [--out DIR] [--debug])"
+            ),
         }
     }
+    let profile = if debug { "debug" } else { "release" };
     let triple = match &target {
         Some(t) => t.clone(),
         None => host_triple()?,
@@ -67,8 +74,11 @@ pub fn dist(args: &[String]) -> Result<()> {
     let version = version()?;
     let name = format!("ferrocket-{version}-{triple}");
 
-    println!("[1/4] building release binaries for {triple}");
-    let mut build: Vec<&str> = vec!["build", "--release", "--bins"];
+    println!("[1/4] building {profile} binaries for {triple}");
+    let mut build: Vec<&str> = vec!["build", "--bins"];
+    if !debug {
+        build.push("--release");
+    }
     for (_, pkg) in PROGRAMS {
         build.extend(["-p", pkg]);
     }
@@ -77,8 +87,8 @@ pub fn dist(args: &[String]) -> Result<()> {
     }
     cargo(&build)?;
     let bin_dir = match &target {
-        Some(t) => root().join("target").join(t).join("release"),
-        None => root().join("target/release"),
+        Some(t) => root().join("target").join(t).join(profile),
+        None => root().join("target").join(profile),
     };
 
     println!("[2/4] collecting files");
@@ -100,7 +110,6 @@ pub fn dist(args: &[String]) -> Result<()> {
     entries.sort_by(|a, b| a.0.cmp(&b.0));
 
     println!("[3/4] writing the tarball ({} files)", entries.len());
-    let out_dir = root().join("target/dist");
     fs::create_dir_all(&out_dir)?;
     let tar_path = out_dir.join(format!("{name}.tar.gz"));
     let gz = flate2::GzBuilder::new()
@@ -191,9 +200,14 @@ BASE_DIR=$(cd "$(dirname "$0")/.." && pwd)
 LOG_DIR=${FERROCKET_LOG_DIR:-$HOME/logs/ferrocket}
 mkdir -p "$LOG_DIR"
 "#;
+    // `--check`, `-p` and `--help` answer on the terminal; a running server logs to a file.
     let server = |prog: &str, log: &str| {
         format!(
-            "{head}echo \"{prog}: logs go to $LOG_DIR/{log} (set FERROCKET_LOG_DIR to change)\"\n\
+            "{head}case \" $* \" in\n  \
+             *\" --check \"*|*\" -p \"*|*\" -h \"*|*\" --help \"*|*\" --check-layout \"*) \
+             exec \"$BASE_DIR/bin/native/{prog}\" \"$@\" ;;\n\
+             esac\n\
+             echo \"{prog}: logs go to $LOG_DIR/{log} (set FERROCKET_LOG_DIR to change)\"\n\
              exec \"$BASE_DIR/bin/native/{prog}\" \"$@\" >>\"$LOG_DIR/{log}\" 2>&1\n"
         )
     };

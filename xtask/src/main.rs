@@ -15,7 +15,8 @@ commands:
   up [LAYOUT] [--release]   start a local cluster (LAYOUT: single (default), 2m-2s-async,
                             2m-2s-sync, dledger); hosts map to 127.0.0.x; Ctrl-C stops it
   down [LAYOUT]             stop a cluster started by `up` (all layouts when none is given)
-  dist [--target TRIPLE]    build target/dist/ferrocket-<version>-<target>.tar.gz and .sha256
+  dist [--target TRIPLE] [--out DIR] [--debug]
+                            build target/dist/ferrocket-<version>-<target>.tar.gz and .sha256
   help                      this text";
 
 fn main() -> Result<()> {

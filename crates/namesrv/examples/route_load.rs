@@ -29,7 +29,9 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn register(addr: &str, brokers: usize, topics: usize) {
+/// Registers `brokers` brokers each serving `topics` topics; the registrations last as long as
+/// the returned connection (the name server drops brokers whose connection closes).
+fn register(addr: &str, brokers: usize, topics: usize) -> RawClient {
     let mut c = RawClient::connect(addr).expect("connect");
     for b in 0..brokers {
         let mut body = RegisterBrokerBody::default();
@@ -59,6 +61,7 @@ fn register(addr: &str, brokers: usize, topics: usize) {
             .expect("register");
         assert_eq!(r.code, i32::from(ResponseCode::SUCCESS), "{:?}", r.remark);
     }
+    c
 }
 
 /// One connection keeping `window` lookups in flight until `stop`; counts answers.
@@ -91,7 +94,7 @@ fn worker(addr: String, window: usize, topics: usize, stop: Arc<AtomicBool>, don
         inbuf.extend_from_slice(&buf[..n]);
         let mut answered = 0;
         while let Some(r) = frame::decode(&mut inbuf, 16 << 20).expect("decode") {
-            assert_eq!(r.code, i32::from(ResponseCode::SUCCESS));
+            assert_eq!(r.code, i32::from(ResponseCode::SUCCESS), "{:?}", r.remark);
             answered += 1;
         }
         for _ in 0..answered {
@@ -142,7 +145,7 @@ fn main() {
     println!("start to listening: {:.1} ms", started.as_secs_f64() * 1e3);
     println!("idle RSS: {:.1} MiB", rss_kib(ns.pid()) as f64 / 1024.0);
 
-    register(&addr, 4, 1000);
+    let _small = register(&addr, 4, 1000);
     println!(
         "RSS with 1,000 topics on 4 brokers: {:.1} MiB",
         rss_kib(ns.pid()) as f64 / 1024.0
@@ -176,7 +179,7 @@ fn main() {
         per_sec[per_sec.len() - 1]
     );
 
-    register(&addr, 4, 10_000);
+    let _large = register(&addr, 4, 10_000);
     std::thread::sleep(Duration::from_millis(300));
     println!(
         "RSS with 10,000 topics on 4 brokers: {:.1} MiB",

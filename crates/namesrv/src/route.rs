@@ -182,9 +182,10 @@ impl RouteTable {
                 }
             }
         }
-        // Queues go when the master goes (RocketMQ removes a broker name's queues with its
-        // master, so producers stop writing there).
-        if live.broker_id == 0 || name_gone {
+        // Queues go with the last address of their broker name, as in RocketMQ: while only the
+        // master is down, consumers still find the queues and read them from the slave, and
+        // producers skip a broker name that has no master address.
+        if name_gone {
             for queues in self.topics.values_mut() {
                 queues.remove(&live.broker_name);
             }

@@ -190,15 +190,17 @@ fn routes_of_masters_and_slaves() {
     let all: serde_json::Value = serde_json::from_slice(&all.body).unwrap();
     assert_eq!(all["topicList"], serde_json::json!(["Other", "TopicTest"]));
 
-    // The master goes: its queues leave the route, the slave stays listed.
+    // The master goes: its address leaves the route, its queues stay for consumers to read
+    // from the slave (RocketMQ drops a broker name's queues with its last address).
     drop(a);
     wait_until(
-        "broker-a's queues to leave the route",
+        "broker-a's master to leave the route",
         Duration::from_secs(10),
         || {
             let rd: TopicRouteData =
                 fastjson::from_slice(&route(&mut client, "TopicTest", 409).body).unwrap();
-            rd.queue_datas.len() == 1
+            let a = rd.broker_datas.iter().find(|b| b.broker_name == "broker-a");
+            rd.queue_datas.len() == 2 && a.is_some_and(|a| !a.broker_addrs.contains_key(&0))
         },
     );
 }
@@ -405,4 +407,67 @@ fn sigterm_exits_cleanly_and_conf_errors_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("listenPort=9876    # default"));
+}
+
+/// The library started in this process (no binary): routes of a master and its slave, and a
+/// broker that disconnects leaves them; shutdown ends every task.
+#[test]
+fn in_process_server() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = TempDir::new("namesrv-inproc");
+    let mut loaded = ferrocket_namesrv::config::load(None).expect("default conf");
+    loaded.config.listen_port = 0;
+    loaded.config.bind_address = "127.0.0.1".parse().unwrap();
+    loaded.config.kv_config_path = dir.path().join("kv.json");
+    let handle = rt.block_on(ferrocket_namesrv::start(&loaded)).unwrap();
+    let addr = handle.local_addr().to_string();
+
+    let mut master = RawClient::connect(&addr).unwrap();
+    let r = register(
+        &mut master,
+        "broker-a",
+        "127.0.0.11:10911",
+        0,
+        &[("InProc", 4)],
+    );
+    assert_eq!(r.code, 0, "{:?}", r.remark);
+    let mut slave = RawClient::connect(&addr).unwrap();
+    let r = register(
+        &mut slave,
+        "broker-a",
+        "127.0.0.12:10911",
+        1,
+        &[("InProc", 4)],
+    );
+    assert_eq!(r.code, 0, "{:?}", r.remark);
+    // The slave learns its master's address from the reply.
+    assert_eq!(r.ext("masterAddr"), Some("127.0.0.11:10911"));
+
+    let mut c = RawClient::connect(&addr).unwrap();
+    let resp = route(&mut c, "InProc", 409);
+    assert_eq!(resp.code, 0);
+    let data: TopicRouteData = serde_json::from_slice(&resp.body).unwrap();
+    let addrs = &data.broker_datas[0].broker_addrs;
+    assert_eq!(addrs.get(&0).map(String::as_str), Some("127.0.0.11:10911"));
+    assert_eq!(addrs.get(&1).map(String::as_str), Some("127.0.0.12:10911"));
+
+    // Closing the master's connection drops it at once; the slave stays.
+    drop(master);
+    wait_until("master dropped", Duration::from_secs(5), || {
+        let resp = route(&mut c, "InProc", 409);
+        match serde_json::from_slice::<TopicRouteData>(&resp.body) {
+            Ok(d) => !d.broker_datas[0].broker_addrs.contains_key(&0),
+            Err(_) => false,
+        }
+    });
+    drop((slave, c));
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), handle.shutdown())
+            .await
+            .expect("shutdown ends every task")
+    });
 }

@@ -49,6 +49,7 @@ pub struct RegisterReply {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Removed {
     pub broker_addr: String,
+    pub broker_id: i64,
     pub broker_name: String,
     pub reason: &'static str,
 }
@@ -193,6 +194,7 @@ impl RouteTable {
         }
         Some(Removed {
             broker_addr: addr.to_string(),
+            broker_id: live.broker_id,
             broker_name: live.broker_name,
             reason,
         })

@@ -147,7 +147,7 @@ async fn connection(
         .expect("route lock")
         .connection_closed(conn);
     for r in removed {
-        tracing::info!(broker = %r.broker_addr, name = %r.broker_name, "broker removed: {}", r.reason);
+        tracing::info!(broker = %r.broker_addr, name = %r.broker_name, id = r.broker_id, "broker removed: {}", r.reason);
     }
 }
 
@@ -159,7 +159,7 @@ async fn expiry_loop(state: Arc<State>, cancel: CancellationToken) {
             _ = tick.tick() => {
                 let removed = state.routes.write().expect("route lock").expire(Instant::now());
                 for r in removed {
-                    tracing::warn!(broker = %r.broker_addr, name = %r.broker_name, "broker removed: {}", r.reason);
+                    tracing::warn!(broker = %r.broker_addr, name = %r.broker_name, id = r.broker_id, "broker removed: {}", r.reason);
                 }
             }
         }

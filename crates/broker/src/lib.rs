@@ -19,6 +19,7 @@ mod delay;
 mod groups;
 mod ha;
 mod headers;
+pub mod layout;
 mod locks;
 mod long_poll;
 mod offsets;

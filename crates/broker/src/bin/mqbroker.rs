@@ -23,10 +23,71 @@ struct Args {
     /// Validate the configuration and exit.
     #[arg(long)]
     check: bool,
+    /// Check every conf file under DIR together (ports and store paths per host, one cluster,
+    /// master/slave pairs, DLedger peer lists) and exit.
+    #[arg(long = "check-layout", value_name = "DIR")]
+    check_layout: Option<PathBuf>,
+}
+
+/// `--check-layout DIR`: exit 0 when the layout is consistent, 2 with every finding otherwise.
+fn check_layout(dir: &std::path::Path) -> ExitCode {
+    let parse = |text: &str| {
+        conf_file::parse_properties(text, "")
+            .into_iter()
+            .map(|(k, s)| {
+                let line = s.source.rsplit(':').next().and_then(|l| l.parse().ok());
+                (k, s.value, line.unwrap_or(0))
+            })
+            .collect()
+    };
+    let files = match ferrocket_broker::layout::read_dir(dir, parse) {
+        Ok(f) if !f.is_empty() => f,
+        Ok(_) => {
+            eprintln!(
+                "mqbroker: no .properties or .conf files under {}",
+                dir.display()
+            );
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("mqbroker: cannot read {}: {e}", dir.display());
+            return ExitCode::from(2);
+        }
+    };
+    let findings = ferrocket_broker::layout::check(&files, |f| {
+        let values = f
+            .entries
+            .iter()
+            .map(|(k, v, _)| (k.clone(), v.clone()))
+            .collect();
+        BrokerConfig::from_properties(&values)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    if findings.is_empty() {
+        println!(
+            "mqbroker: layout {} OK ({} files)",
+            dir.display(),
+            files.len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    for f in &findings {
+        eprintln!("{f}");
+    }
+    eprintln!(
+        "mqbroker: layout {}: {} problem(s)",
+        dir.display(),
+        findings.len()
+    );
+    ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(dir) = &args.check_layout {
+        return check_layout(dir);
+    }
     let settings = match conf_file::load(args.config_file.as_deref(), args.namesrv_addr.as_deref())
     {
         Ok(s) => s,

@@ -123,3 +123,36 @@ fn print_check_and_bad_values() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("flushDiskType"));
 }
+
+#[test]
+fn check_layout_accepts_stock_layouts_and_names_mistakes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/conf");
+    for layout in ["2m-noslave", "2m-2s-async", "2m-2s-sync", "dledger"] {
+        let out = Command::new(bin_path("mqbroker"))
+            .arg("--check-layout")
+            .arg(root.join(layout))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{layout}: {out:?}");
+    }
+    // Two masters of one name on one host, sharing a port.
+    let dir = TempDir::new("layout");
+    let conf = "brokerClusterName=C\nbrokerName=a\nbrokerIP1=127.0.0.41\nbrokerRole=ASYNC_MASTER\n";
+    std::fs::write(dir.path().join("a.properties"), conf).unwrap();
+    std::fs::write(dir.path().join("b.properties"), conf).unwrap();
+    let out = Command::new(bin_path("mqbroker"))
+        .arg("--check-layout")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("b.properties: `listenPort` uses port 10911 on 127.0.0.41"),
+        "{err}"
+    );
+    assert!(
+        err.contains("b.properties: `brokerId` 0 of brokerName `a` is also taken by"),
+        "{err}"
+    );
+}

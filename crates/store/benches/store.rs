@@ -95,6 +95,30 @@ fn append_sync_group_commit(c: &mut Criterion) {
     g.finish();
 }
 
+/// The broker's shape: one thread keeps 64 SYNC_FLUSH appends in flight (as 64 in-flight send
+/// requests on async connections do), then waits for them; one iteration = 64 messages.
+fn append_sync_in_flight(c: &mut Criterion) {
+    const IN_FLIGHT: usize = 64;
+    let dir = tempfile::tempdir().unwrap();
+    let store = MessageStore::open(config(dir.path(), FlushDiskType::SyncFlush)).unwrap();
+    let msgs: Vec<StoredMessage> = (0..8)
+        .map(|q| message("BenchSyncInFlight", q, 1024))
+        .collect();
+    let mut g = c.benchmark_group("append");
+    g.throughput(Throughput::Elements(IN_FLIGHT as u64));
+    g.bench_function("1KiB_sync_flush_64_in_flight", |b| {
+        b.iter(|| {
+            let pending: Vec<_> = (0..IN_FLIGHT)
+                .map(|i| store.put_message(msgs[i % 8].clone()))
+                .collect();
+            for p in pending {
+                assert_eq!(p.wait().status, PutStatus::PutOk);
+            }
+        })
+    });
+    g.finish();
+}
+
 fn read_32(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let store = MessageStore::open(config(dir.path(), FlushDiskType::AsyncFlush)).unwrap();
@@ -122,6 +146,6 @@ criterion_group! {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = append_async, append_sync_group_commit, read_32
+    targets = append_async, append_sync_group_commit, append_sync_in_flight, read_32
 }
 criterion_main!(benches);

@@ -123,12 +123,18 @@ impl Watermark {
         {
             let mut w = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
             if self.get() < target {
+                let deadline = Instant::now() + timeout;
+                // The reaper sleeps until the earliest deadline it knows; wake it only when this
+                // one comes sooner (not once per put: that would cost a context switch each).
+                let sooner = w.front().is_none_or(|f| deadline < f.deadline);
                 w.push_back(Waiter {
                     target,
-                    deadline: Instant::now() + timeout,
+                    deadline,
                     slot: Arc::clone(&slot),
                 });
-                self.reaper_cv.notify_one();
+                if sooner {
+                    self.reaper_cv.notify_one();
+                }
                 return slot;
             }
         }

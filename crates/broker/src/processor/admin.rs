@@ -183,7 +183,34 @@ pub fn get_broker_runtime_info(b: &Arc<Broker>, req: &RemotingCommand) -> Handle
     kv("putMessageTimesTotal", put.to_string());
     kv("putMessageSizeTotal", "0".into());
     kv("putMessageAverageSize", "0.0".into());
+    ha_runtime_info(b, &mut kv);
     json_reply(req, &t)
+}
+
+/// Replication figures: on a master each slave's ack offset and lag in bytes (`haSlaveCount`,
+/// `haSlave.<n>` = `addr ackOffset lagBytes`, `haMaxLagBytes`); on a slave its master and
+/// whether the stream is connected.
+fn ha_runtime_info(b: &Arc<Broker>, kv: &mut impl FnMut(&str, String)) {
+    match b.ha.get() {
+        Some(crate::ha::Replication::Master(server)) => {
+            let status = server.status();
+            kv("haSlaveCount", status.slaves.len().to_string());
+            for (i, s) in status.slaves.iter().enumerate() {
+                kv(
+                    &format!("haSlave.{i}"),
+                    format!("{} {} {}", s.addr, s.acked_offset, s.lag_bytes),
+                );
+            }
+            let max_lag = status.slaves.iter().map(|s| s.lag_bytes).max().unwrap_or(0);
+            kv("haMaxLagBytes", max_lag.to_string());
+        }
+        Some(crate::ha::Replication::Slave { client, .. }) => {
+            let master = client.master().map(|a| a.to_string()).unwrap_or_default();
+            kv("haMasterAddress", master);
+            kv("haConnected", client.is_connected().to_string());
+        }
+        None => {}
+    }
 }
 
 /// GET_CONSUME_STATS: per queue the broker's max offset, the group's offset and its store time.

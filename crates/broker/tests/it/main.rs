@@ -6,6 +6,7 @@ mod crash;
 mod frames;
 mod ha;
 mod in_process;
+mod layout_ha;
 mod long_poll;
 mod namesrv;
 mod restart;

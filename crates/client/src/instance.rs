@@ -1,0 +1,245 @@
+//! What producers, consumers and the admin of one client share: the connection pool, the router,
+//! the client id, unique message ids, and the hooks that requests from brokers reach.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, UdpSocket};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use ferrocket_protocol::message::UniqIdGenerator;
+use ferrocket_protocol::{RemotingCommand, RequestCode};
+use tokio::sync::Notify;
+
+use crate::error::Result;
+use crate::route::{namesrv_list, Router};
+use crate::transport::{Pool, ServerRequestHandler};
+
+/// Settings common to producers, consumers and the admin.
+///
+/// ```
+/// use ferrocket_client::ClientConfig;
+/// let c = ClientConfig::new("127.0.0.1:9876").timeout(std::time::Duration::from_secs(3));
+/// assert_eq!(c.namesrv_addr.as_deref(), Some("127.0.0.1:9876"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `host:port;host:port`; `None` reads `NAMESRV_ADDR`.
+    pub namesrv_addr: Option<String>,
+    /// Timeout of one request.
+    pub timeout: Duration,
+    /// Part of the client id, so that several clients in one process stay distinct.
+    pub instance_name: String,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            namesrv_addr: None,
+            timeout: Duration::from_secs(3),
+            instance_name: "DEFAULT".into(),
+        }
+    }
+}
+
+impl ClientConfig {
+    pub fn new(namesrv_addr: impl Into<String>) -> Self {
+        ClientConfig {
+            namesrv_addr: Some(namesrv_addr.into()),
+            ..Default::default()
+        }
+    }
+
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    pub fn instance_name(mut self, n: impl Into<String>) -> Self {
+        self.instance_name = n.into();
+        self
+    }
+}
+
+type TxCheck = Arc<dyn Fn(&str, RemotingCommand) + Send + Sync>;
+
+/// Callbacks reached by requests from brokers.
+#[derive(Default)]
+pub(crate) struct Hooks {
+    /// Consumer groups to rebalance at once on NOTIFY_CONSUMER_IDS_CHANGED.
+    pub rebalance: HashMap<String, Arc<Notify>>,
+    /// CHECK_TRANSACTION_STATE, by producer group.
+    pub tx_check: HashMap<String, TxCheck>,
+    /// Producer groups announced in heartbeats.
+    pub producers: std::collections::BTreeSet<String>,
+    /// Consumer data (RocketMQ's `ConsumerData` JSON) announced in heartbeats, by group.
+    pub consumers: HashMap<String, serde_json::Value>,
+}
+
+/// The shared core of a client.
+pub(crate) struct Instance {
+    pub router: Router,
+    pub client_id: String,
+    pub ids: UniqIdGenerator,
+    pub hooks: Arc<RwLock<Hooks>>,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The address this host reaches `peer` from (no packet is sent).
+fn local_ip_towards(peer: &str) -> IpAddr {
+    UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| {
+            s.connect(peer)?;
+            s.local_addr()
+        })
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+impl Instance {
+    pub fn new(config: &ClientConfig) -> Result<Arc<Instance>> {
+        let namesrvs = namesrv_list(config.namesrv_addr.as_deref())?;
+        let hooks: Arc<RwLock<Hooks>> = Arc::default();
+        let h = Arc::clone(&hooks);
+        let handler: ServerRequestHandler = Arc::new(move |addr, cmd| on_request(&h, addr, cmd));
+        let pool = Pool::new(config.timeout, Some(handler));
+        let ip = local_ip_towards(&namesrvs[0]);
+        let pid = std::process::id();
+        let client_id = format!("{ip}@{pid}#{}", config.instance_name);
+        let salt = ferrocket_protocol::message::java_string_hash(&client_id);
+        Ok(Arc::new(Instance {
+            router: Router::new(namesrvs, pool, config.timeout),
+            client_id,
+            ids: UniqIdGenerator::new(ip, pid, salt),
+            hooks,
+        }))
+    }
+
+    pub fn pool(&self) -> &Pool {
+        self.router.pool()
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.router.timeout()
+    }
+
+    /// The HEART_BEAT body: this client's producer groups and consumer data.
+    pub fn heartbeat_body(&self) -> Vec<u8> {
+        let hooks = self.hooks.read().unwrap_or_else(|e| e.into_inner());
+        let producers: Vec<_> = hooks
+            .producers
+            .iter()
+            .map(|g| serde_json::json!({ "groupName": g }))
+            .collect();
+        let consumers: Vec<_> = hooks.consumers.values().cloned().collect();
+        serde_json::to_vec(&serde_json::json!({
+            "clientID": self.client_id,
+            "producerDataSet": producers,
+            "consumerDataSet": consumers,
+        }))
+        .unwrap_or_default()
+    }
+
+    /// Sends a heartbeat to `addr`.
+    pub async fn heartbeat_to(&self, addr: &str) -> Result<()> {
+        let req =
+            RemotingCommand::request(RequestCode::HEART_BEAT).with_body(self.heartbeat_body());
+        self.pool()
+            .call(addr, req, self.timeout())
+            .await
+            .map(|_| ())
+    }
+
+    /// Heartbeats every broker (masters and slaves) of every cached route.
+    pub async fn heartbeat_all(&self) {
+        let mut addrs = std::collections::BTreeSet::new();
+        for topic in self.router.cached_topics() {
+            if let Ok(route) = self.router.route(&topic).await {
+                for b in &route.broker_datas {
+                    addrs.extend(b.broker_addrs.values().cloned());
+                }
+            }
+        }
+        for addr in addrs {
+            if let Err(e) = self.heartbeat_to(&addr).await {
+                tracing::debug!(%addr, error = %e, "heartbeat failed");
+            }
+        }
+    }
+
+    /// Starts the 30 s heartbeat and route refresh; it ends when the instance is dropped.
+    pub fn start_background(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(inst) = weak.upgrade() else { return };
+                for topic in inst.router.cached_topics() {
+                    let _ = inst.router.refresh(&topic).await;
+                }
+                inst.heartbeat_all().await;
+            }
+        });
+    }
+
+    /// UNREGISTER_CLIENT for a group, at every broker we talk to.
+    pub async fn unregister(&self, producer_group: Option<&str>, consumer_group: Option<&str>) {
+        for addr in self.pool().addrs().await {
+            if self.router.namesrvs().contains(&addr) {
+                continue;
+            }
+            let mut req = RemotingCommand::request(RequestCode::UNREGISTER_CLIENT)
+                .with_ext("clientID", &self.client_id);
+            if let Some(g) = producer_group {
+                req = req.with_ext("producerGroup", g);
+            }
+            if let Some(g) = consumer_group {
+                req = req.with_ext("consumerGroup", g);
+            }
+            let _ = self.pool().invoke(&addr, req, self.timeout()).await;
+        }
+    }
+}
+
+fn on_request(hooks: &RwLock<Hooks>, addr: &str, cmd: RemotingCommand) -> Option<RemotingCommand> {
+    let hooks = hooks.read().unwrap_or_else(|e| e.into_inner());
+    match RequestCode::from_i32(cmd.code) {
+        Some(RequestCode::NOTIFY_CONSUMER_IDS_CHANGED) => {
+            if let Some(n) = cmd
+                .ext("consumerGroup")
+                .and_then(|g| hooks.rebalance.get(g))
+            {
+                n.notify_one();
+            }
+            None
+        }
+        Some(RequestCode::CHECK_TRANSACTION_STATE) => {
+            let group = cmd.ext("producerGroup").map(str::to_string).or_else(|| {
+                // The producer group travels in the message's properties.
+                let msg = ferrocket_protocol::message::decode(&cmd.body).ok()?;
+                msg.properties
+                    .get(ferrocket_protocol::message::names::PRODUCER_GROUP)
+                    .map(str::to_string)
+            });
+            let check = group
+                .and_then(|g| hooks.tx_check.get(&g).cloned())
+                .or_else(|| hooks.tx_check.values().next().cloned());
+            if let Some(check) = check {
+                check(addr, cmd);
+            }
+            None
+        }
+        _ => Some(RemotingCommand::response_to(
+            &cmd,
+            ferrocket_protocol::ResponseCode::REQUEST_CODE_NOT_SUPPORTED,
+        )),
+    }
+}

@@ -50,6 +50,16 @@ pub(crate) async fn start_offset(
     if mq.topic.starts_with("%RETRY%") {
         return Ok(0);
     }
+    from_offset(inst, addr, mq, from).await
+}
+
+/// The offset `from` designates in `mq`, ignoring any committed offset.
+pub(crate) async fn from_offset(
+    inst: &Instance,
+    addr: &str,
+    mq: &MessageQueue,
+    from: ConsumeFrom,
+) -> Result<i64> {
     match from {
         ConsumeFrom::Last => broker_ops::max_offset(inst, addr, mq).await,
         ConsumeFrom::First => broker_ops::min_offset(inst, addr, mq).await,

@@ -32,9 +32,17 @@ pub struct PullConsumerBuilder {
     group: String,
     from: ConsumeFrom,
     batch: i32,
+    use_committed: bool,
 }
 
 impl PullConsumerBuilder {
+    /// Whether queues start at the group's committed offset (true by default); false always
+    /// starts per [`ConsumeFrom`] (a viewer that must not depend on a group's progress).
+    pub fn use_committed(mut self, yes: bool) -> Self {
+        self.use_committed = yes;
+        self
+    }
+
     pub fn namesrv_addr(mut self, addr: impl Into<String>) -> Self {
         self.config.namesrv_addr = Some(addr.into());
         self
@@ -71,6 +79,7 @@ impl PullConsumerBuilder {
             group: self.group,
             from: self.from,
             batch: self.batch,
+            use_committed: self.use_committed,
             state: Arc::default(),
         })
     }
@@ -91,6 +100,7 @@ pub struct PullConsumer {
     group: String,
     from: ConsumeFrom,
     batch: i32,
+    use_committed: bool,
     state: Arc<Mutex<State>>,
 }
 
@@ -101,6 +111,7 @@ impl PullConsumer {
             group: String::new(),
             from: ConsumeFrom::Last,
             batch: 32,
+            use_committed: true,
         }
     }
 
@@ -177,8 +188,11 @@ impl PullConsumer {
                 let offset = match offset {
                     Some(o) => o,
                     None => {
-                        let o =
-                            start_offset(&self.inst, &addr, &self.group, &mq, self.from).await?;
+                        let o = if self.use_committed {
+                            start_offset(&self.inst, &addr, &self.group, &mq, self.from).await?
+                        } else {
+                            super::from_offset(&self.inst, &addr, &mq, self.from).await?
+                        };
                         self.set(&mq, o).await;
                         o
                     }

@@ -363,7 +363,7 @@ impl Shared {
 
     async fn rebalance(self: &Arc<Self>) -> Result<()> {
         let mut wanted = BTreeSet::new();
-        for (topic, _) in &self.subs {
+        for topic in self.subs.keys() {
             let route = match self.inst.router.route(topic).await {
                 Ok(r) => r,
                 Err(ClientError::NoRoute(_)) => continue,

@@ -112,9 +112,10 @@ pub fn dist(args: &[String]) -> Result<()> {
     println!("[3/4] writing the tarball ({} files)", entries.len());
     fs::create_dir_all(&out_dir)?;
     let tar_path = out_dir.join(format!("{name}.tar.gz"));
-    let gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), flate2::Compression::best());
+    let gz = flate2::GzBuilder::new().mtime(0).write(
+        Vec::new(),
+        flate2::Compression::new(if debug { 1 } else { 9 }),
+    );
     let mut tar = tar::Builder::new(gz);
     tar.mode(tar::HeaderMode::Deterministic);
     let mut dirs: Vec<String> = Vec::new();
@@ -229,7 +230,12 @@ kill $pids
 i=0
 while [ $i -lt 30 ]; do
   alive=""
-  for p in $pids; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
+  for p in $pids; do
+    # A zombie (exited, not yet reaped by its parent) has stopped too.
+    if kill -0 "$p" 2>/dev/null && [ "$(ps -o stat= -p "$p" 2>/dev/null | cut -c1)" != "Z" ]; then
+      alive="$alive $p"
+    fi
+  done
   [ -z "$alive" ] && { echo "$prog stopped"; exit 0; }
   sleep 1; i=$((i + 1))
 done

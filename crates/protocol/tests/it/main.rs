@@ -1,0 +1,3 @@
+//! Workspace-level checks that live with the bottom crate.
+
+mod deps;

@@ -2,7 +2,7 @@
 //! `MessageStoreConfig` keys the broker acts on, with RocketMQ's defaults.
 //!
 //! Built from the key/value pairs of a RocketMQ `.properties` file ([`BrokerConfig::from_properties`]);
-//! the conf crate does the file parsing, provenance and validation, this module only types the
+//! the conf crate (`ferrocket-conf`) does the file parsing, provenance and validation; this module only types the
 //! values. Address rule: when `brokerIP1` is unset the broker advertises the first up,
 //! non-loopback IPv4 address of the host, else `127.0.0.1` (RocketMQ's heuristic is similar but
 //! also skips 192.168.x when something else exists).

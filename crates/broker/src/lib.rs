@@ -12,7 +12,6 @@
 
 mod body;
 mod clients;
-pub mod conf_file;
 pub mod config;
 mod connection;
 mod delay;

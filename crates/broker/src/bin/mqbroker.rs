@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ferrocket_broker::{conf_file, BrokerConfig};
+use ferrocket_broker::BrokerConfig;
+use ferrocket_conf::Kind;
 
 /// Ferrocket broker, a drop-in for RocketMQ's mqbroker.
 #[derive(Debug, Parser)]
@@ -32,12 +33,9 @@ struct Args {
 /// `--check-layout DIR`: exit 0 when the layout is consistent, 2 with every finding otherwise.
 fn check_layout(dir: &std::path::Path) -> ExitCode {
     let parse = |text: &str| {
-        conf_file::parse_properties(text, "")
+        ferrocket_conf::properties::parse(text)
             .into_iter()
-            .map(|(k, s)| {
-                let line = s.source.rsplit(':').next().and_then(|l| l.parse().ok());
-                (k, s.value, line.unwrap_or(0))
-            })
+            .map(|e| (e.key, e.value, e.line))
             .collect()
     };
     let files = match ferrocket_broker::layout::read_dir(dir, parse) {
@@ -54,13 +52,11 @@ fn check_layout(dir: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let implemented: Vec<&str> = BrokerConfig::default().effective().into_keys().collect();
     let findings = ferrocket_broker::layout::check(&files, |f| {
-        let values = f
-            .entries
-            .iter()
-            .map(|(k, v, _)| (k.clone(), v.clone()))
-            .collect();
-        BrokerConfig::from_properties(&values)
+        let loaded = ferrocket_conf::load(Kind::Broker, Some(&f.path), None, &implemented)
+            .map_err(|e| e.to_string())?;
+        BrokerConfig::from_properties(&loaded.values())
             .map(|_| ())
             .map_err(|e| e.to_string())
     });
@@ -88,20 +84,23 @@ fn main() -> ExitCode {
     if let Some(dir) = &args.check_layout {
         return check_layout(dir);
     }
-    let settings = match conf_file::load(args.config_file.as_deref(), args.namesrv_addr.as_deref())
-    {
-        Ok(s) => s,
+    let implemented: Vec<&str> = BrokerConfig::default().effective().into_keys().collect();
+    let loaded = match ferrocket_conf::load(
+        Kind::Broker,
+        args.config_file.as_deref(),
+        args.namesrv_addr.as_deref(),
+        &implemented,
+    ) {
+        Ok(l) => l,
         Err(e) => {
-            let file = args
-                .config_file
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            eprintln!("mqbroker: cannot read conf file {file}: {e}");
+            eprintln!("mqbroker: {e}");
             return ExitCode::from(2);
         }
     };
-    let conf = match BrokerConfig::from_properties(&conf_file::values(&settings)) {
+    for w in &loaded.warnings {
+        eprintln!("mqbroker: warning: {w}");
+    }
+    let conf = match BrokerConfig::from_properties(&loaded.values()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("mqbroker: {e}");
@@ -109,16 +108,11 @@ fn main() -> ExitCode {
         }
     };
     if args.print {
-        for (k, v) in conf.effective() {
-            match settings.get(k) {
-                Some(s) => println!("{k}={v}    # {}", s.source),
-                None => println!("{k}={v}"),
-            }
-        }
+        print!("{}", loaded.render(conf.effective()));
         let known = conf.effective();
-        for (k, s) in &settings {
+        for (k, s) in &loaded.settings {
             if !known.contains_key(k.as_str()) {
-                println!("{k}={}    # {} (not used by ferrocket)", s.value, s.source);
+                println!("{k}={}    # {} (not used by ferrocket)", s.value, s.origin);
             }
         }
         return ExitCode::SUCCESS;

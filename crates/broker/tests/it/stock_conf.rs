@@ -156,3 +156,35 @@ fn check_layout_accepts_stock_layouts_and_names_mistakes() {
         "{err}"
     );
 }
+
+#[test]
+fn unknown_keys_and_bad_values_stop_startup_with_file_and_line() {
+    let dir = TempDir::new("badconf");
+    let conf = dir.path().join("broker.conf");
+    std::fs::write(&conf, "brokerName=a\ndLegerPeer=n0-127.0.0.1:1\n").unwrap();
+    let out = Command::new(bin_path("mqbroker"))
+        .arg("-c")
+        .arg(&conf)
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:2: unknown key `dLegerPeer` (did you mean `dLegerPeers`?)",
+            conf.display()
+        )),
+        "{err}"
+    );
+    std::fs::write(&conf, "brokerRole=MASTER\n").unwrap();
+    let out = Command::new(bin_path("mqbroker"))
+        .arg("-c")
+        .arg(&conf)
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("expected one of ASYNC_MASTER, SYNC_MASTER, SLAVE"));
+}

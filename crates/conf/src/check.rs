@@ -77,11 +77,11 @@ pub fn value(kind: Kind, key: &str, s: &Setting) -> Result<(), ConfError> {
             return Err(bad(s, key, "true or false".into()));
         }
     } else if !default.is_empty() && default.parse::<i64>().is_ok() {
-        if v.parse::<i64>().is_err() {
-            return Err(bad(s, key, "a whole number".into()));
-        }
         if key.ends_with("Port") && !v.parse::<u16>().is_ok_and(|p| p > 0) {
             return Err(bad(s, key, "a port number 1-65535".into()));
+        }
+        if v.parse::<i64>().is_err() {
+            return Err(bad(s, key, "a whole number".into()));
         }
     } else if !default.is_empty() && default.parse::<f64>().is_ok() && v.parse::<f64>().is_err() {
         return Err(bad(s, key, "a number".into()));

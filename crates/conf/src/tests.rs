@@ -70,9 +70,11 @@ fn known_but_unimplemented_keys_warn_once() {
 fn malformed_values_name_what_is_accepted() {
     let e = err("port.conf", "listenPort=abc\n");
     assert!(
-        e.ends_with("port.conf:1: `listenPort=abc` is not valid: expected a whole number"),
+        e.ends_with("port.conf:1: `listenPort=abc` is not valid: expected a port number 1-65535"),
         "{e}"
     );
+    let e = err("num.conf", "defaultTopicQueueNums=eight\n");
+    assert!(e.ends_with("expected a whole number"), "{e}");
     let e = err("port2.conf", "listenPort=70000\n");
     assert!(e.contains("expected a port number 1-65535"), "{e}");
     let e = err("role.conf", "brokerRole=MASTER\n");

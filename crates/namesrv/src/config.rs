@@ -9,19 +9,15 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ferrocket_conf::Kind;
 use thiserror::Error;
 
 /// A conf problem, phrased for the operator.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfError {
-    #[error("cannot read {path}: {reason}")]
-    Read { path: String, reason: String },
-    #[error("{at}: unknown key `{key}`{hint}")]
-    UnknownKey {
-        at: String,
-        key: String,
-        hint: String,
-    },
+    /// File syntax, unknown keys, malformed values (the shared conf loader's checks).
+    #[error(transparent)]
+    Conf(#[from] ferrocket_conf::ConfError),
     #[error("{at}: `{key}={value}` is not valid: expected {expected}")]
     BadValue {
         at: String,
@@ -40,43 +36,6 @@ const IMPLEMENTED: &[(&str, &str)] = &[
     ("scanNotActiveBrokerInterval", "5000"),
     ("brokerChannelExpiredTime", "120000"),
     ("serverChannelMaxIdleTimeSeconds", "120"),
-];
-
-/// Keys RocketMQ's NamesrvConfig / NettyServerConfig know that Ferrocket does not use: accepted
-/// with a warning (thread pools and Netty tuning have no meaning on a tokio runtime).
-const KNOWN_UNUSED: &[&str] = &[
-    "rocketmqHome",
-    "configStorePath",
-    "productEnvName",
-    "clusterTest",
-    "defaultThreadPoolNums",
-    "clientRequestThreadPoolNums",
-    "defaultThreadPoolQueueCapacity",
-    "clientRequestThreadPoolQueueCapacity",
-    "unRegisterBrokerQueueCapacity",
-    "supportActingMaster",
-    "enableAllTopicList",
-    "enableTopicList",
-    "notifyMinBrokerIdChanged",
-    "enableControllerInNamesrv",
-    "needWaitForService",
-    "waitSecondsForService",
-    "deleteTopicWithBrokerRegistration",
-    "configBlackList",
-    "serverWorkerThreads",
-    "serverCallbackExecutorThreads",
-    "serverSelectorThreads",
-    "serverOnewaySemaphoreValue",
-    "serverAsyncSemaphoreValue",
-    "serverSocketSndBufSize",
-    "serverSocketRcvBufSize",
-    "writeBufferHighWaterMark",
-    "writeBufferLowWaterMark",
-    "serverSocketBacklog",
-    "serverPooledByteBufAllocatorEnable",
-    "useEpollNativeSelector",
-    "enableShutdownGracefully",
-    "shutdownWaitTimeSeconds",
 ];
 
 /// The typed configuration.
@@ -114,93 +73,18 @@ fn home() -> PathBuf {
     std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
 }
 
-/// Parses Java `.properties` text into key -> (value, line).
-pub fn parse_properties(text: &str) -> Vec<(String, String, usize)> {
-    let mut out = Vec::new();
-    let mut pending = String::new();
-    let mut start = 0;
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim_start();
-        if pending.is_empty() {
-            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
-                continue;
-            }
-            start = i + 1;
-        }
-        if let Some(cont) = line.strip_suffix('\\') {
-            pending.push_str(cont);
-            continue;
-        }
-        pending.push_str(line);
-        let entry = std::mem::take(&mut pending);
-        let entry = entry.trim();
-        let (k, v) = match entry.find(['=', ':', ' ', '\t']) {
-            Some(p) => (&entry[..p], &entry[p + 1..]),
-            None => (entry, ""),
-        };
-        let v = v.trim_start_matches([' ', '\t']);
-        let v = v.strip_prefix(['=', ':']).unwrap_or(v).trim();
-        if !k.trim().is_empty() {
-            out.push((k.trim().to_string(), v.to_string(), start));
-        }
-    }
-    out
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.to_lowercase().chars().collect();
-    let b: Vec<char> = b.to_lowercase().chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        let mut cur = vec![i; b.len() + 1];
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-fn suggestion(key: &str) -> String {
-    let all = IMPLEMENTED
-        .iter()
-        .map(|(k, _)| *k)
-        .chain(KNOWN_UNUSED.iter().copied());
-    match all.map(|k| (edit_distance(key, k), k)).min() {
-        Some((d, k)) if d <= 3.max(key.len() / 3) => format!(" (did you mean `{k}`?)"),
-        _ => String::new(),
-    }
-}
-
 /// Loads `path` (if any) over the defaults.
 pub fn load(path: Option<&Path>) -> Result<Loaded, ConfError> {
-    let mut file_values = BTreeMap::new();
-    let mut warnings = Vec::new();
-    if let Some(path) = path {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfError::Read {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        for (key, value, line) in parse_properties(&text) {
-            let at = format!("{}:{line}", path.display());
-            if IMPLEMENTED.iter().any(|(k, _)| *k == key) {
-                file_values.insert(key, (value, at));
-            } else if KNOWN_UNUSED.contains(&key.as_str()) {
-                warnings.push(format!(
-                    "{at}: `{key}` is a RocketMQ key Ferrocket does not use; ignored"
-                ));
-            } else {
-                return Err(ConfError::UnknownKey {
-                    hint: suggestion(&key),
-                    at,
-                    key,
-                });
-            }
-        }
-    }
+    let implemented: Vec<&str> = IMPLEMENTED.iter().map(|(k, _)| *k).collect();
+    let l = ferrocket_conf::load(Kind::Namesrv, path, None, &implemented)?;
+    let file_values = l
+        .settings
+        .into_iter()
+        .filter(|(k, _)| implemented.contains(&k.as_str()))
+        .map(|(k, s)| (k, (s.value, s.origin.to_string())))
+        .collect();
     let mut loaded = load_from(file_values)?;
-    loaded.warnings = warnings;
+    loaded.warnings = l.warnings;
     Ok(loaded)
 }
 

@@ -288,7 +288,7 @@ fn remove_consumer(t: &mut Tables, group: &str, conn: ConnId) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::body::ProducerData;
+    use ferrocket_protocol::body::client::ProducerData;
 
     fn hb(client: &str, group: &str) -> HeartbeatData {
         HeartbeatData {

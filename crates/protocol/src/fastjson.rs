@@ -19,8 +19,10 @@ pub fn quote_bare_keys(text: &str) -> std::borrow::Cow<'_, str> {
         let c = bytes[i];
         if in_string {
             if c == b'\\' && i + 1 < bytes.len() {
-                out.push_str(&text[i..i + 2]);
-                i += 2;
+                // The backslash and the whole character it escapes (which may be multi-byte).
+                let next = next_boundary(text, i + 1);
+                out.push_str(&text[i..next]);
+                i = next;
                 continue;
             }
             if c == b'"' {
@@ -256,5 +258,14 @@ mod tests {
             let _ = unquote_numeric_keys(s);
             let _ = from_str::<serde_json::Value>(s);
         }
+    }
+
+    /// Found by the fuzzer: an escape before a multi-byte character.
+    #[test]
+    fn escaped_multibyte_characters() {
+        let text = "{0:\"x\\\u{8968d}y\", 1:\"\u{e9}\"}";
+        let quoted = quote_bare_keys(text);
+        assert!(quoted.contains("\"0\":"), "{quoted}");
+        assert!(quoted.contains("\\\u{8968d}y"), "{quoted}");
     }
 }

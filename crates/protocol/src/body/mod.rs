@@ -2,6 +2,7 @@
 //! numeric map keys (use [`crate::fastjson::from_slice`]); writing gives standard JSON, which
 //! [`crate::fastjson::unquote_numeric_keys`] turns into fastjson's form for old clients.
 
+pub mod client;
 pub mod cluster;
 pub mod kv;
 pub mod register;

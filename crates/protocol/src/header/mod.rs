@@ -4,6 +4,7 @@
 //! impl from a field list with RocketMQ's key names. An empty string reads as an absent optional
 //! field (the Go client sends those); a missing required field is [`HeaderError::Missing`].
 
+pub mod broker;
 pub mod namesrv;
 
 use crate::command::{ExtFields, RemotingCommand};

@@ -273,7 +273,8 @@ pub fn decode_view(buf: &[u8], check_crc: bool) -> Result<MessageView<'_>, Decod
         BLANK_MAGIC_CODE => return Err(DecodeError::Blank(total_size)),
         other => return Err(DecodeError::BadMagic(other as u32)),
     };
-    if total_size < 0 || total_size as usize > buf.len() {
+    // Shorter than its own TOTALSIZE and MAGICCODE fields, or longer than the bytes present.
+    if total_size < 8 || total_size as usize > buf.len() {
         return Err(DecodeError::Truncated {
             field: "record",
             at: 0,
@@ -371,7 +372,7 @@ pub(super) struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub(super) fn bytes(&mut self, field: &'static str, n: usize) -> Result<&'a [u8], DecodeError> {
-        let have = self.buf.len() - self.pos;
+        let have = self.buf.len().saturating_sub(self.pos);
         if n > have {
             return Err(DecodeError::Truncated {
                 field,

@@ -283,3 +283,17 @@ proptest! {
         let _ = decode(&b[..n]);
     }
 }
+
+/// Found by the fuzzer: a record claiming 6 bytes, less than its own header.
+#[test]
+fn total_size_below_the_header_is_an_error() {
+    let bytes = [
+        0x00, 0x00, 0x00, 0x06, 0xda, 0xa3, 0x20, 0xab, 0x00, 0x00, 0x0a,
+    ];
+    assert!(super::decode_all(&bytes, true).is_err());
+    let zero = [0x00, 0x00, 0x00, 0x00, 0xda, 0xa3, 0x20, 0xab];
+    assert!(
+        super::decode_all(&zero, false).is_err(),
+        "a zero size must not loop"
+    );
+}

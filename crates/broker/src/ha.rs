@@ -166,6 +166,14 @@ impl Replication {
         }
     }
 
+    /// A master's signal that a connection was refused (see `HaServer::refused`).
+    pub fn refused(&self) -> Option<Arc<tokio::sync::Notify>> {
+        match self {
+            Replication::Master(server) => Some(server.refused()),
+            Replication::Slave { .. } => None,
+        }
+    }
+
     /// Stops the HA client of a slave.
     pub async fn shutdown(&self) {
         if let Replication::Slave { client, .. } = self {

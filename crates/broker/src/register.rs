@@ -95,6 +95,21 @@ pub async fn run(b: Arc<Broker>, clients: Vec<Arc<RemotingClient>>) {
         tracing::warn!("namesrvAddr is empty: the broker will not register with any name server");
         return;
     }
+    // A refused HA connection is most likely a slave that registered after our last look:
+    // ask the name servers again now (at most once a second), not at the next registration.
+    if let Some(refused) = b.ha.get().and_then(|h| h.refused()) {
+        let (b2, c2) = (Arc::clone(&b), clients.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = b2.shutdown.cancelled() => return,
+                    _ = refused.notified() => {}
+                }
+                learn_peers(&b2, &c2, &[]).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
     let period = Duration::from_millis(b.conf.register_name_server_period);
     loop {
         let answers = register_all(&b, &clients).await;

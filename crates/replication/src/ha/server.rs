@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{oneshot, watch, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -97,6 +97,8 @@ struct Shared {
     acks: AckTracker,
     /// Highest commitlog end announced by the broker; wakes idle transfers.
     appended: watch::Sender<i64>,
+    /// Woken when a connection is refused, so the owner can refresh the allow-list at once.
+    refused: Arc<Notify>,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
@@ -137,6 +139,7 @@ impl HaServer {
             allow,
             acks,
             appended,
+            refused: Arc::new(Notify::new()),
             cancel: cancel.child_token(),
             tasks: TaskTracker::new(),
         });
@@ -153,6 +156,13 @@ impl HaServer {
 
     pub fn allow_list(&self) -> &AllowList {
         &self.shared.allow
+    }
+
+    /// Notified when a connection from outside the allow-list is refused: a slave that
+    /// registered since the list was last refreshed retries within seconds, so the owner should
+    /// refresh the list now rather than at its next registration (30 s).
+    pub fn refused(&self) -> Arc<Notify> {
+        Arc::clone(&self.shared.refused)
     }
 
     pub fn acks(&self) -> &AckTracker {
@@ -217,6 +227,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 "HA connection refused: not a registered slave of this broker"
             );
             drop(stream);
+            shared.refused.notify_one();
             continue;
         }
         tracing::info!(%peer, "slave connected to the HA service");

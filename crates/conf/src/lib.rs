@@ -2,7 +2,8 @@
 //! read strictly.
 //!
 //! Layers, lowest first, merged with the `config` crate: the file, then `FERROCKET_<key>`
-//! environment variables (any key, e.g. `FERROCKET_listenPort=10921`), then `NAMESRV_ADDR`
+//! environment variables (any camelCase key, e.g. `FERROCKET_listenPort=10921`; all-caps names
+//! such as `FERROCKET_LOG_DIR` are the launcher scripts' own), then `NAMESRV_ADDR`
 //! (only when neither the file nor a `FERROCKET_` variable sets `namesrvAddr`), then `-n`.
 //! Every value remembers where it came from ([`Origin`]), for error messages and `-p`.
 //!
@@ -153,7 +154,9 @@ pub fn load(
     let env: source::Layer = std::env::vars()
         .filter_map(|(k, v)| {
             let key = k.strip_prefix(ENV_PREFIX)?.to_string();
-            (!key.is_empty()).then(|| {
+            // RocketMQ keys are camelCase; all-caps names (FERROCKET_LOG_DIR) belong to the
+            // launcher scripts, not to the conf.
+            key.chars().any(|c| c.is_ascii_lowercase()).then(|| {
                 (
                     key,
                     Setting {

@@ -222,3 +222,13 @@ fn every_stock_rocketmq_conf_loads() {
                  deleteWhen = 04\nfileReservedTime = 48\nbrokerRole = ASYNC_MASTER\nflushDiskType = ASYNC_FLUSH\n";
     assert!(load_broker("stock.conf", stock).is_ok());
 }
+
+#[test]
+fn launcher_variables_are_not_conf_keys() {
+    // SAFETY (test): the variable is read back by this process only; no thread of this test
+    // binary reads FERROCKET_LOG_DIR concurrently.
+    unsafe { std::env::set_var("FERROCKET_LOG_DIR", "/tmp/logs") };
+    let p = write("env.conf", "brokerName=a\n");
+    let l = load(Kind::Broker, Some(&p), None, BROKER_IMPL).unwrap();
+    assert!(!l.settings.contains_key("LOG_DIR"));
+}

@@ -166,6 +166,11 @@ impl Replication {
         }
     }
 
+    /// A slave that does not know its master yet (it registered before its master did).
+    pub fn master_unknown(&self) -> bool {
+        matches!(self, Replication::Slave { client, .. } if client.master().is_none())
+    }
+
     /// A master's signal that a connection was refused (see `HaServer::refused`).
     pub fn refused(&self) -> Option<Arc<tokio::sync::Notify>> {
         match self {

@@ -114,8 +114,14 @@ pub async fn run(b: Arc<Broker>, clients: Vec<Arc<RemotingClient>>) {
     loop {
         let answers = register_all(&b, &clients).await;
         learn_peers(&b, &clients, &answers).await;
+        // A slave that started before its master asks again soon instead of in 30 s.
+        let wait = if b.ha.get().is_some_and(|h| h.master_unknown()) {
+            period.min(Duration::from_secs(2))
+        } else {
+            period
+        };
         tokio::select! {
-            _ = tokio::time::sleep(period) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = b.topics_changed.notified() => {}
             _ = b.shutdown.cancelled() => return,
         }

@@ -16,7 +16,7 @@ use ferrocket_store::{GetResult, GetStatus};
 use tokio::time::Instant;
 
 use super::{HandlerResult, RequestCtx};
-use crate::body::perm;
+use crate::body::{perm, TopicConfig};
 use crate::connection::Outgoing;
 use crate::headers::PullMessageRequestHeader;
 use crate::Broker;
@@ -118,12 +118,21 @@ pub async fn handle(b: &Arc<Broker>, _ctx: &RequestCtx, req: &RemotingCommand) -
             format!("subscription group no permission, {}", h.consumer_group),
         );
     }
-    let Some(tc) = b.topics.get(&h.topic) else {
-        return refuse(
-            req,
-            ResponseCode::TOPIC_NOT_EXIST,
-            format!("topic[{}] not exist, apply first please!", h.topic),
-        );
+    let tc = match b.topics.get(&h.topic) {
+        Some(tc) => tc,
+        // A slave can hold a topic's messages before the topic's config reaches it (configs are
+        // copied every 10 s; a master may die in between): serve the data it holds.
+        None if b.conf.is_slave() && b.store.max_offset_in_queue(&h.topic, h.queue_id) > 0 => {
+            let n = h.queue_id.max(0) + 1;
+            Arc::new(TopicConfig::new(&h.topic, n, n, perm::READ))
+        }
+        None => {
+            return refuse(
+                req,
+                ResponseCode::TOPIC_NOT_EXIST,
+                format!("topic[{}] not exist, apply first please!", h.topic),
+            )
+        }
     };
     if !perm::readable(tc.perm) {
         return refuse(

@@ -7,6 +7,7 @@ mod frames;
 mod ha;
 mod in_process;
 mod layout_ha;
+mod layout_stock;
 mod long_poll;
 mod namesrv;
 mod restart;

@@ -381,3 +381,156 @@ fn producer_survives_a_broker_restart() {
     });
     assert_eq!(total, 40, "every acknowledged send is stored once");
 }
+
+/// At-least-once through consumer restarts: a consumer stops (committing) and a new one of the
+/// same group takes over while messages keep coming; nothing is missing, duplicates are few.
+#[test]
+fn at_least_once_through_consumer_restarts() {
+    let c = Cluster::start("127.0.0.66");
+    rt().block_on(async {
+        let admin = Admin::new(c.config()).unwrap();
+        admin
+            .create_topic("DefaultCluster", "Restarts", 4)
+            .await
+            .unwrap();
+        let p = Producer::builder()
+            .config(c.config())
+            .group("pg")
+            .build()
+            .unwrap();
+        let got: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
+        let start = |i: usize| {
+            let g = Arc::clone(&got);
+            PushConsumer::builder()
+                .config(c.config().instance_name(format!("r{i}")))
+                .group("restart-g")
+                .subscribe("Restarts", "*")
+                .consume_from(ConsumeFrom::First)
+                .rebalance_interval(Duration::from_secs(1))
+                .commit_interval(Duration::from_millis(300))
+                .listener(move |m| {
+                    let g = Arc::clone(&g);
+                    async move {
+                        *g.lock()
+                            .unwrap()
+                            .entry(String::from_utf8_lossy(&m.body).to_string())
+                            .or_default() += 1;
+                        ConsumeResult::Success
+                    }
+                })
+                .start()
+        };
+        let mut sent = 0;
+        for round in 0..3 {
+            let consumer = start(round).await.unwrap();
+            for _ in 0..40 {
+                p.send(Message::new("Restarts", format!("r-{sent}")))
+                    .await
+                    .unwrap();
+                sent += 1;
+            }
+            wait_for("the round's messages", Duration::from_secs(20), || {
+                got.lock().unwrap().len() == sent
+            })
+            .await;
+            consumer.shutdown().await;
+        }
+        let g = got.lock().unwrap();
+        assert_eq!(g.len(), 120, "nothing missing");
+        let dups: usize = g.values().map(|n| n - 1).sum();
+        assert!(
+            dups <= 20,
+            "shutdown commits offsets, so restarts re-read little: {dups}"
+        );
+    });
+}
+
+/// Broadcasting: every consumer of the group gets every message, offsets kept in a local file.
+#[test]
+fn broadcasting_delivers_to_every_consumer() {
+    let c = Cluster::start("127.0.0.67");
+    let dir = ferrocket_testkit::TempDir::new("bcast");
+    rt().block_on(async {
+        let admin = Admin::new(c.config()).unwrap();
+        admin
+            .create_topic("DefaultCluster", "Bcast", 2)
+            .await
+            .unwrap();
+        let counts: Vec<Arc<Mutex<BTreeSet<String>>>> = (0..2).map(|_| Arc::default()).collect();
+        let mut consumers = Vec::new();
+        for (i, seen) in counts.iter().enumerate() {
+            let s = Arc::clone(seen);
+            consumers.push(
+                PushConsumer::builder()
+                    .config(c.config().instance_name(format!("b{i}")))
+                    .group("bcast-g")
+                    .subscribe("Bcast", "*")
+                    .message_model(ferrocket_client::MessageModel::Broadcasting)
+                    .consume_from(ConsumeFrom::First)
+                    .offset_dir(dir.path().join(format!("c{i}")))
+                    .commit_interval(Duration::from_millis(200))
+                    .listener(move |m| {
+                        let s = Arc::clone(&s);
+                        async move {
+                            s.lock()
+                                .unwrap()
+                                .insert(String::from_utf8_lossy(&m.body).to_string());
+                            ConsumeResult::Success
+                        }
+                    })
+                    .start()
+                    .await
+                    .unwrap(),
+            );
+        }
+        let p = Producer::builder()
+            .config(c.config())
+            .group("pg")
+            .build()
+            .unwrap();
+        for i in 0..20 {
+            p.send(Message::new("Bcast", format!("b-{i}")))
+                .await
+                .unwrap();
+        }
+        wait_for("both consumers see all 20", Duration::from_secs(20), || {
+            counts.iter().all(|s| s.lock().unwrap().len() == 20)
+        })
+        .await;
+        for c in consumers {
+            c.shutdown().await;
+        }
+        assert!(
+            dir.path().join("c0").join("bcast-g.json").exists(),
+            "local offset file"
+        );
+    });
+}
+
+/// Name-server failover: with the first name server of the list dead, routes come from the next.
+#[test]
+fn dead_first_name_server_is_skipped() {
+    let c = Cluster::start("127.0.0.68");
+    let dead = std::net::TcpListener::bind("127.0.0.68:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    rt().block_on(async {
+        let config = ferrocket_client::ClientConfig::new(format!("{dead};{}", c.namesrv))
+            .timeout(Duration::from_secs(2));
+        let p = Producer::builder()
+            .config(config.clone())
+            .group("pg")
+            .build()
+            .unwrap();
+        let r = p.send(Message::new("Failover", "x")).await.unwrap();
+        assert_eq!(r.status, SendStatus::SendOk);
+        let admin = Admin::new(config).unwrap();
+        assert!(admin
+            .topic_list()
+            .await
+            .unwrap()
+            .contains(&"Failover".to_string()));
+    });
+}

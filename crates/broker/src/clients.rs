@@ -181,6 +181,15 @@ impl ClientManager {
         Some(ids)
     }
 
+    /// Connections of a producer group's members.
+    pub fn producer_conns(&self, group: &str) -> Vec<ConnId> {
+        self.lock()
+            .producers
+            .get(group)
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Connections of a consumer group's members.
     pub fn consumer_conns(&self, group: &str) -> Vec<ConnId> {
         self.lock()

@@ -58,6 +58,14 @@ pub struct BrokerConfig {
     pub region_id: String,
     pub trace_on: bool,
     pub slave_read_enable: bool,
+    /// `transactionTimeOut` (ms): a half message younger than this is not checked back.
+    pub transaction_timeout: u64,
+    /// `transactionCheckMax`: check-backs before a half message is parked.
+    pub transaction_check_max: i32,
+    /// `transactionCheckInterval` (ms).
+    pub transaction_check_interval: u64,
+    /// `rejectTransactionMessage`.
+    pub reject_transaction_message: bool,
     /// Largest frame accepted from a peer.
     pub max_frame: usize,
     /// Idle time after which a client channel is closed and its registrations dropped.
@@ -113,6 +121,10 @@ impl Default for BrokerConfig {
             region_id: "DefaultRegion".into(),
             trace_on: true,
             slave_read_enable: false,
+            transaction_timeout: 6000,
+            transaction_check_max: 15,
+            transaction_check_interval: 30_000,
+            reject_transaction_message: false,
             max_frame: ferrocket_protocol::frame::DEFAULT_MAX_FRAME,
             channel_expired_millis: 120_000,
             server_channel_max_idle_time_seconds: 120,
@@ -246,6 +258,16 @@ impl BrokerConfig {
         p.set("regionId", &mut c.region_id)?;
         p.set("traceOn", &mut c.trace_on)?;
         p.set("slaveReadEnable", &mut c.slave_read_enable)?;
+        p.set("transactionTimeOut", &mut c.transaction_timeout)?;
+        p.set("transactionCheckMax", &mut c.transaction_check_max)?;
+        p.set(
+            "transactionCheckInterval",
+            &mut c.transaction_check_interval,
+        )?;
+        p.set(
+            "rejectTransactionMessage",
+            &mut c.reject_transaction_message,
+        )?;
         p.set(
             "serverChannelMaxIdleTimeSeconds",
             &mut c.server_channel_max_idle_time_seconds,
@@ -393,6 +415,19 @@ impl BrokerConfig {
             ("regionId", self.region_id.clone()),
             ("traceOn", self.trace_on.to_string()),
             ("slaveReadEnable", self.slave_read_enable.to_string()),
+            ("transactionTimeOut", self.transaction_timeout.to_string()),
+            (
+                "transactionCheckMax",
+                self.transaction_check_max.to_string(),
+            ),
+            (
+                "transactionCheckInterval",
+                self.transaction_check_interval.to_string(),
+            ),
+            (
+                "rejectTransactionMessage",
+                self.reject_transaction_message.to_string(),
+            ),
             (
                 "serverChannelMaxIdleTimeSeconds",
                 self.server_channel_max_idle_time_seconds.to_string(),

@@ -29,6 +29,7 @@ mod server;
 mod shutdown;
 mod stats;
 mod topic;
+mod transaction;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -83,6 +84,8 @@ pub struct Broker {
     pub(crate) delay_offsets: delay::DelayOffsets,
     /// Number of delay levels (`messageDelayLevel`).
     pub(crate) delay_levels: i32,
+    /// Half messages already committed or rolled back.
+    pub(crate) tx_resolved: transaction::Resolved,
     /// The metadata KV (topics, groups, offsets), flushed at shutdown.
     pub(crate) kv: MetaKv,
     /// HA service (master) or client (slave), set once at start.
@@ -132,6 +135,7 @@ impl Broker {
             locks: locks::LockManager::default(),
             delay_offsets,
             delay_levels,
+            tx_resolved: transaction::Resolved::default(),
             kv,
             ha: std::sync::OnceLock::new(),
             send_permits: Semaphore::new(permits),

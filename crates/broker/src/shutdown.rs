@@ -80,6 +80,8 @@ pub async fn start(conf: BrokerConfig) -> Result<BrokerHandle, BrokerError> {
     b.tasks.spawn(scan_clients_loop(Arc::clone(b)));
     b.tasks.spawn(stats_loop(Arc::clone(b)));
     b.tasks.spawn(crate::delay::run(Arc::clone(b)));
+    b.tasks
+        .spawn(crate::transaction::run_checker(Arc::clone(b)));
     tracing::info!(
         broker = %b.conf.broker_name,
         cluster = %b.conf.broker_cluster_name,

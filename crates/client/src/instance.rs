@@ -81,6 +81,8 @@ pub(crate) struct Instance {
     pub client_id: String,
     pub ids: UniqIdGenerator,
     pub hooks: Arc<RwLock<Hooks>>,
+    /// Brokers this client has sent a heartbeat to (producers announce themselves on first use).
+    pub greeted: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Instance {
@@ -118,6 +120,7 @@ impl Instance {
             client_id,
             ids: UniqIdGenerator::new(ip, pid, salt),
             hooks,
+            greeted: Default::default(),
         }))
     }
 
@@ -154,6 +157,22 @@ impl Instance {
             .call(addr, req, self.timeout())
             .await
             .map(|_| ())
+    }
+
+    /// Heartbeats `addr` once, so that the broker knows this client before its first request
+    /// (transaction checks find producers through heartbeats).
+    pub async fn greet(&self, addr: &str) {
+        let first = self
+            .greeted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(addr.to_string());
+        if first && self.heartbeat_to(addr).await.is_err() {
+            self.greeted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(addr);
+        }
     }
 
     /// Heartbeats every broker (masters and slaves) of every cached route.

@@ -20,6 +20,7 @@ mod instance;
 mod message;
 mod producer;
 pub mod route;
+mod transaction;
 pub mod transport;
 
 pub use admin::{Admin, QueueProgress, QueueStats};
@@ -29,3 +30,4 @@ pub use instance::ClientConfig;
 pub use message::{Message, MessageExt};
 pub use producer::{Producer, ProducerBuilder, SendResult, SendStatus};
 pub use route::MessageQueue;
+pub use transaction::LocalTransactionState;

@@ -274,6 +274,10 @@ impl Producer {
         self.send_prepared(&p, None, true).await
     }
 
+    pub(crate) fn instance(&self) -> &Arc<Instance> {
+        &self.inner.inst
+    }
+
     /// Unregisters the group from the brokers.
     pub async fn shutdown(&self) {
         self.inner
@@ -469,6 +473,7 @@ impl Producer {
 
     async fn send_once(&self, p: &Prepared, mq: &MessageQueue, addr: &str) -> Result<SendResult> {
         let inst = &self.inner.inst;
+        inst.greet(addr).await;
         let r = inst
             .pool()
             .invoke(addr, self.request(p, mq), inst.timeout())

@@ -95,6 +95,10 @@ async fn dispatch(
         }
         C::PULL_MESSAGE if !ctx.fast => pull::handle(b, ctx, req).await,
         C::CONSUMER_SEND_MSG_BACK => send_back::handle(b, req).await,
+        C::END_TRANSACTION => crate::transaction::end_transaction(b, req)
+            .await
+            .map(Into::into)
+            .map_err(Into::into),
         C::QUERY_CONSUMER_OFFSET => offset::query_consumer_offset(b, req),
         C::UPDATE_CONSUMER_OFFSET => offset::update_consumer_offset(b, req),
         C::GET_MAX_OFFSET => offset::get_max_offset(b, req),

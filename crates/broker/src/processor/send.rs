@@ -189,7 +189,22 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestCtx, req: &RemotingCommand) ->
         properties: props,
     };
     let mut base = base;
-    if !batch {
+    if !batch && crate::transaction::is_half(&base) {
+        if b.conf.reject_transaction_message {
+            return refuse(
+                req,
+                ResponseCode::NO_PERMISSION,
+                format!(
+                    "the broker[{}] sending transaction message is forbidden",
+                    b.conf.broker_name
+                ),
+            );
+        }
+        b.topics.get_or_create(crate::transaction::HALF_TOPIC, 1)?;
+        crate::transaction::to_half(&mut base);
+        topic_name = base.topic.clone();
+        queue_id = base.queue_id;
+    } else if !batch {
         crate::delay::redirect(&mut base, b.delay_levels);
     }
     let msgs = if batch {

@@ -45,6 +45,11 @@ impl Cluster {
     /// Starts both on `ip` (one address per test, e.g. 127.0.0.61) and waits until the broker
     /// is registered.
     pub fn start(ip: &str) -> Cluster {
+        Self::start_with(ip, "")
+    }
+
+    /// Like [`Cluster::start`] with extra broker conf lines.
+    pub fn start_with(ip: &str, extra: &str) -> Cluster {
         let dir = TempDir::new("client-it");
         let ns_port = free_port_on(ip);
         let ns_conf = dir.path().join("namesrv.properties");
@@ -73,7 +78,7 @@ impl Cluster {
                 "brokerClusterName=DefaultCluster\nbrokerName=broker-a\nbrokerId=0\n\
                  brokerIP1={ip}\nlistenPort={port}\nnamesrvAddr={namesrv}\n\
                  storePathRootDir={}\nmappedFileSizeCommitLog=16777216\n\
-                 messageDelayLevel=1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s\n",
+                 messageDelayLevel=1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s\n{extra}\n",
                 dir.path().join("store").display()
             ),
         )

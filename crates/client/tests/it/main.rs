@@ -534,3 +534,73 @@ fn dead_first_name_server_is_skipped() {
             .contains(&"Failover".to_string()));
     });
 }
+
+/// Transactions: commit shows the message once, rollback never, and an unknown outcome is
+/// checked back and resolved by the checker, exactly once.
+#[test]
+fn transactions_commit_rollback_and_check_back() {
+    let c = Cluster::start_with(
+        "127.0.0.69",
+        "transactionTimeOut=500\ntransactionCheckInterval=300\ntransactionCheckMax=3",
+    );
+    rt().block_on(async {
+        let admin = Admin::new(c.config()).unwrap();
+        admin.create_topic("DefaultCluster", "Tx", 2).await.unwrap();
+        let p = Producer::builder()
+            .config(c.config())
+            .group("tx-pg")
+            .build()
+            .unwrap();
+        let checks = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&checks);
+        p.set_transaction_checker(move |m| {
+            seen.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&m.body).to_string());
+            if &m.body[..] == b"unknown-then-commit" {
+                ferrocket_client::LocalTransactionState::Commit
+            } else {
+                ferrocket_client::LocalTransactionState::Rollback
+            }
+        });
+        use ferrocket_client::LocalTransactionState as S;
+        for (body, state) in [
+            ("committed", S::Commit),
+            ("rolled-back", S::Rollback),
+            ("unknown-then-commit", S::Unknown),
+        ] {
+            let (_, s) = p
+                .send_in_transaction(Message::new("Tx", body), |_| async move { state })
+                .await
+                .unwrap();
+            assert_eq!(s, state);
+        }
+        let consumer = PullConsumer::builder()
+            .config(c.config())
+            .group("tx-cg")
+            .consume_from(ConsumeFrom::First)
+            .build()
+            .unwrap();
+        consumer.subscribe("Tx", "*").await.unwrap();
+        let mut got: Vec<String> = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while got.len() < 2 && Instant::now() < deadline {
+            for m in consumer.poll(Duration::from_millis(300)).await.unwrap() {
+                got.push(String::from_utf8_lossy(&m.body).to_string());
+            }
+        }
+        got.sort();
+        assert_eq!(got, ["committed", "unknown-then-commit"]);
+        // Nothing more arrives, and the unknown one was checked exactly once.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(consumer
+            .poll(Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(*checks.lock().unwrap(), ["unknown-then-commit"]);
+        // Half messages never reach consumers of the real topic.
+        let stats = admin.topic_stats("Tx").await.unwrap();
+        assert_eq!(stats.iter().map(|s| s.max_offset).sum::<i64>(), 2);
+    });
+}

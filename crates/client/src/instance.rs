@@ -81,8 +81,9 @@ pub(crate) struct Instance {
     pub client_id: String,
     pub ids: UniqIdGenerator,
     pub hooks: Arc<RwLock<Hooks>>,
-    /// Brokers this client has sent a heartbeat to (producers announce themselves on first use).
-    pub greeted: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The connection (by identity) each broker last heard our heartbeat on: producers announce
+    /// themselves on every new connection, e.g. after a broker restart.
+    pub greeted: std::sync::Mutex<HashMap<String, usize>>,
 }
 
 impl std::fmt::Debug for Instance {
@@ -162,17 +163,27 @@ impl Instance {
     /// Heartbeats `addr` once, so that the broker knows this client before its first request
     /// (transaction checks find producers through heartbeats).
     pub async fn greet(&self, addr: &str) {
-        let first = self
+        let Ok(conn) = self.pool().get(addr).await else {
+            return;
+        };
+        let id = Arc::as_ptr(&conn) as usize;
+        let new = self
             .greeted
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(addr.to_string());
-        if first && self.heartbeat_to(addr).await.is_err() {
-            self.greeted
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(addr);
+            .insert(addr.to_string(), id)
+            != Some(id);
+        if new && self.heartbeat_to(addr).await.is_err() {
+            self.forget_greeting(addr);
         }
+    }
+
+    /// Forgets that `addr` was greeted (its connection failed).
+    pub fn forget_greeting(&self, addr: &str) {
+        self.greeted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(addr);
     }
 
     /// Heartbeats every broker (masters and slaves) of every cached route.

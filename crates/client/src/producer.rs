@@ -449,6 +449,10 @@ impl Producer {
             };
             let started = Instant::now();
             let r = self.send_once(p, &mq, &addr).await;
+            if matches!(r, Err(ClientError::Io { .. } | ClientError::Closed { .. })) {
+                // A new connection (a restarted broker) must hear our heartbeat again.
+                self.inner.inst.forget_greeting(&addr);
+            }
             let failed = r.as_ref().is_err_and(ClientError::is_retryable);
             self.inner
                 .faults

@@ -604,3 +604,59 @@ fn transactions_commit_rollback_and_check_back() {
         assert_eq!(stats.iter().map(|s| s.max_offset).sum::<i64>(), 2);
     });
 }
+
+/// A half message pending when the broker restarts is still checked back after it.
+#[test]
+fn pending_transaction_survives_a_broker_restart() {
+    let mut c = Cluster::start_with(
+        "127.0.0.70",
+        "transactionTimeOut=1500\ntransactionCheckInterval=300",
+    );
+    let rt = rt();
+    let p = rt.block_on(async {
+        Admin::new(c.config())
+            .unwrap()
+            .create_topic("DefaultCluster", "TxR", 1)
+            .await
+            .unwrap();
+        let p = Producer::builder()
+            .config(c.config())
+            .group("txr-pg")
+            .build()
+            .unwrap();
+        p.set_transaction_checker(|_| ferrocket_client::LocalTransactionState::Commit);
+        p.send_in_transaction(Message::new("TxR", "pending"), |_| async {
+            ferrocket_client::LocalTransactionState::Unknown
+        })
+        .await
+        .unwrap();
+        p
+    });
+    c.restart_broker();
+    rt.block_on(async {
+        // The producer keeps working (and so reconnects and announces itself again).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while p.send(Message::new("TxR", "plain")).await.is_err() {
+            assert!(Instant::now() < deadline, "sends never resumed");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let consumer = PullConsumer::builder()
+            .config(c.config())
+            .group("txr-cg")
+            .consume_from(ConsumeFrom::First)
+            .build()
+            .unwrap();
+        consumer.subscribe("TxR", "*").await.unwrap();
+        let mut got = BTreeSet::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !got.contains("pending") && Instant::now() < deadline {
+            for m in consumer.poll(Duration::from_millis(300)).await.unwrap() {
+                got.insert(String::from_utf8_lossy(&m.body).to_string());
+            }
+        }
+        assert!(
+            got.contains("pending"),
+            "checked back and committed after the restart: {got:?}"
+        );
+    });
+}

@@ -660,3 +660,105 @@ fn pending_transaction_survives_a_broker_restart() {
         );
     });
 }
+
+/// The orderly listener sees one queue's messages strictly in order, one at a time, and a
+/// refused message is retried in place before the next one.
+#[test]
+fn orderly_listener_keeps_queue_order() {
+    let c = Cluster::start("127.0.0.71");
+    rt().block_on(async {
+        let admin = Admin::new(c.config()).unwrap();
+        admin
+            .create_topic("DefaultCluster", "Ordered", 2)
+            .await
+            .unwrap();
+        let p = Producer::builder()
+            .config(c.config())
+            .group("pg")
+            .build()
+            .unwrap();
+        for i in 0..20 {
+            p.send_ordered(Message::new("Ordered", format!("{i}")), "one-key")
+                .await
+                .unwrap();
+        }
+        let seen: Arc<Mutex<Vec<u32>>> = Arc::default();
+        let s = Arc::clone(&seen);
+        let refused_once = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let consumer = PushConsumer::builder()
+            .config(c.config())
+            .group("ordered-g")
+            .subscribe("Ordered", "*")
+            .consume_from(ConsumeFrom::First)
+            .orderly_listener(move |m| {
+                let s = Arc::clone(&s);
+                let refused = Arc::clone(&refused_once);
+                async move {
+                    let n: u32 = String::from_utf8_lossy(&m.body).parse().unwrap();
+                    if n == 7 && !refused.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                        return ConsumeResult::Retry;
+                    }
+                    s.lock().unwrap().push(n);
+                    ConsumeResult::Success
+                }
+            })
+            .start()
+            .await
+            .unwrap();
+        wait_for("20 in order", Duration::from_secs(20), || {
+            seen.lock().unwrap().len() >= 20
+        })
+        .await;
+        assert_eq!(*seen.lock().unwrap(), (0..20).collect::<Vec<u32>>());
+        consumer.shutdown().await;
+    });
+}
+
+/// A new group starting from a timestamp skips what was stored before it.
+#[test]
+fn consume_from_timestamp() {
+    let c = Cluster::start("127.0.0.72");
+    rt().block_on(async {
+        let admin = Admin::new(c.config()).unwrap();
+        admin
+            .create_topic("DefaultCluster", "Since", 1)
+            .await
+            .unwrap();
+        let p = Producer::builder()
+            .config(c.config())
+            .group("pg")
+            .build()
+            .unwrap();
+        for i in 0..5 {
+            p.send(Message::new("Since", format!("old-{i}")))
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for i in 0..5 {
+            p.send(Message::new("Since", format!("new-{i}")))
+                .await
+                .unwrap();
+        }
+        let consumer = PullConsumer::builder()
+            .config(c.config())
+            .group("since-g")
+            .consume_from(ConsumeFrom::Timestamp(since))
+            .build()
+            .unwrap();
+        consumer.subscribe("Since", "*").await.unwrap();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while got.len() < 5 && Instant::now() < deadline {
+            for m in consumer.poll(Duration::from_millis(300)).await.unwrap() {
+                got.push(String::from_utf8_lossy(&m.body).to_string());
+            }
+        }
+        assert_eq!(got, ["new-0", "new-1", "new-2", "new-3", "new-4"]);
+    });
+}

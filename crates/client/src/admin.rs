@@ -16,6 +16,14 @@ use crate::message::MessageExt;
 use crate::route::{master_addr, read_addr, read_queues, MessageQueue};
 
 /// One queue's offsets (topicStatus).
+///
+/// ```no_run
+/// # async fn demo(a: ferrocket_client::Admin) -> Result<(), ferrocket_client::ClientError> {
+/// for q in a.topic_stats("TopicTest").await? {
+///     println!("{}: {}..{}", q.queue, q.min_offset, q.max_offset);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct QueueStats {
     pub queue: String,
@@ -25,6 +33,13 @@ pub struct QueueStats {
 }
 
 /// One queue's consumption (consumerProgress).
+///
+/// ```no_run
+/// # async fn demo(a: ferrocket_client::Admin) -> Result<(), ferrocket_client::ClientError> {
+/// let backlog: i64 = a.consumer_progress("my-group", None).await?.iter().map(|q| q.diff).sum();
+/// println!("backlog {backlog}");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct QueueProgress {
     pub topic: String,

@@ -3,6 +3,13 @@
 use ferrocket_protocol::ResponseCode;
 
 /// Everything a client call can fail with.
+///
+/// ```
+/// use ferrocket_client::ClientError;
+/// let e = ClientError::Timeout { addr: "127.0.0.1:10911".into(), timeout_ms: 3000 };
+/// assert!(e.is_retryable());
+/// assert_eq!(e.response_code(), None);
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {

@@ -90,6 +90,14 @@ impl Message {
 }
 
 /// A message as stored and delivered.
+///
+/// ```no_run
+/// # async fn demo(c: ferrocket_client::PullConsumer) -> Result<(), ferrocket_client::ClientError> {
+/// for m in c.poll(std::time::Duration::from_secs(1)).await? {
+///     println!("{} {}#{} tags={:?} body={:?}", m.msg_id, m.queue, m.queue_offset, m.tags(), m.body);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageExt {
     /// The client-generated unique id (`UNIQ_KEY`), else the offset id.

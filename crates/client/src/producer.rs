@@ -21,6 +21,16 @@ use crate::route::{master_addr, write_queues, MessageQueue};
 pub const DEFAULT_TOPIC: &str = "TBW102";
 
 /// How the broker stored a sent message.
+///
+/// ```no_run
+/// # async fn demo(p: ferrocket_client::Producer) -> Result<(), ferrocket_client::ClientError> {
+/// use ferrocket_client::{Message, SendStatus};
+/// let r = p.send(Message::new("T", "x")).await?;
+/// if r.status != SendStatus::SendOk {
+///     eprintln!("stored, but not yet durable or replicated: {:?}", r.status);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendStatus {
     /// Stored (and flushed or replicated as the broker is configured).
@@ -34,6 +44,13 @@ pub enum SendStatus {
 }
 
 /// The answer to a send.
+///
+/// ```no_run
+/// # async fn demo(p: ferrocket_client::Producer) -> Result<(), ferrocket_client::ClientError> {
+/// let r = p.send(ferrocket_client::Message::new("T", "x")).await?;
+/// println!("{} stored at {} offset {} (broker id {})", r.msg_id, r.queue, r.queue_offset, r.offset_msg_id);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendResult {
     pub status: SendStatus,

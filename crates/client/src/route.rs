@@ -16,6 +16,12 @@ use crate::transport::Pool;
 pub const ROUTE_REFRESH: Duration = Duration::from_secs(30);
 
 /// A queue of a topic on one broker.
+///
+/// ```
+/// use ferrocket_client::MessageQueue;
+/// let q = MessageQueue { topic: "T".into(), broker_name: "broker-a".into(), queue_id: 3 };
+/// assert_eq!(q.to_string(), "T@broker-a#3");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MessageQueue {
     pub topic: String,
@@ -30,6 +36,11 @@ impl std::fmt::Display for MessageQueue {
 }
 
 /// Parses a name server list: `host:port;host:port`, or `NAMESRV_ADDR` when `list` is empty.
+///
+/// ```
+/// let l = ferrocket_client::route::namesrv_list(Some("10.0.0.1:9876; 10.0.0.2:9876")).unwrap();
+/// assert_eq!(l, ["10.0.0.1:9876", "10.0.0.2:9876"]);
+/// ```
 pub fn namesrv_list(list: Option<&str>) -> Result<Vec<String>> {
     let raw = match list {
         Some(l) if !l.trim().is_empty() => l.to_string(),
@@ -60,6 +71,17 @@ struct Cached {
 }
 
 /// Name servers and the route cache shared by a client's producers, consumers and admin.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), ferrocket_client::ClientError> {
+/// use ferrocket_client::route::Router;
+/// use ferrocket_client::transport::Pool;
+/// use std::time::Duration;
+/// let router = Router::new(vec!["127.0.0.1:9876".into()], Pool::new(Duration::from_secs(3), None), Duration::from_secs(3));
+/// let route = router.route("TopicTest").await?;
+/// println!("{} brokers", route.broker_datas.len());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Router {
     namesrvs: Arc<Vec<String>>,

@@ -13,6 +13,15 @@ use crate::producer::{Producer, SendResult, SendStatus};
 use crate::route::master_addr;
 
 /// The outcome of a local transaction.
+///
+/// ```no_run
+/// # fn demo(p: &ferrocket_client::Producer) {
+/// use ferrocket_client::LocalTransactionState;
+/// p.set_transaction_checker(|m| {
+///     if m.keys() == Some("order-42") { LocalTransactionState::Commit } else { LocalTransactionState::Unknown }
+/// });
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LocalTransactionState {
     /// Make the message visible to consumers.

@@ -27,6 +27,17 @@ const MAX_FRAME: usize = 16 << 20;
 static NEXT_OPAQUE: AtomicI32 = AtomicI32::new(1);
 
 /// One connection to a name server or broker.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), ferrocket_client::ClientError> {
+/// use ferrocket_client::transport::Connection;
+/// use ferrocket_protocol::{RemotingCommand, RequestCode};
+/// use std::time::Duration;
+/// let c = Connection::connect("127.0.0.1:9876", Duration::from_secs(3), None).await?;
+/// let r = c.invoke(RemotingCommand::request(RequestCode::GET_BROKER_CLUSTER_INFO), Duration::from_secs(3)).await?;
+/// println!("code {}", r.code);
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Connection {
     addr: String,
@@ -214,6 +225,18 @@ fn dispatch(
 }
 
 /// Connections by address, opened on first use and replaced when they fail.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), ferrocket_client::ClientError> {
+/// use ferrocket_client::transport::Pool;
+/// use ferrocket_protocol::{RemotingCommand, RequestCode};
+/// use std::time::Duration;
+/// let pool = Pool::new(Duration::from_secs(3), None);
+/// let req = RemotingCommand::request(RequestCode::GET_BROKER_RUNTIME_INFO);
+/// let r = pool.call("127.0.0.1:10911", req, Duration::from_secs(3)).await?;
+/// println!("{} bytes", r.body.len());
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Pool {
     conns: Arc<tokio::sync::Mutex<HashMap<String, Arc<Connection>>>>,

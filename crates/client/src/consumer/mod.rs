@@ -14,6 +14,12 @@ use crate::instance::Instance;
 use crate::route::MessageQueue;
 
 /// Where a queue without a committed offset starts.
+///
+/// ```
+/// use ferrocket_client::{ConsumeFrom, PullConsumer};
+/// let b = PullConsumer::builder().consume_from(ConsumeFrom::Timestamp(1_700_000_000_000));
+/// # let _ = b;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsumeFrom {
     /// Only messages sent from now on (RocketMQ's CONSUME_FROM_LAST_OFFSET).
@@ -25,6 +31,12 @@ pub enum ConsumeFrom {
 }
 
 /// How a group shares messages.
+///
+/// ```
+/// use ferrocket_client::{MessageModel, PushConsumer};
+/// let b = PushConsumer::builder().message_model(MessageModel::Broadcasting);
+/// # let _ = b;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageModel {
     /// Each message to one consumer of the group; offsets kept by the broker.

@@ -23,6 +23,14 @@ use crate::message::MessageExt;
 use crate::route::{master_addr, read_addr, read_queues, MessageQueue};
 
 /// What a listener says about a message.
+///
+/// ```
+/// use ferrocket_client::{ConsumeResult, PushConsumer};
+/// let b = PushConsumer::builder().listener(|m| async move {
+///     if m.body.is_empty() { ConsumeResult::Retry } else { ConsumeResult::Success }
+/// });
+/// # let _ = b;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsumeResult {
     Success,

@@ -66,6 +66,15 @@ pub struct BrokerConfig {
     pub transaction_check_interval: u64,
     /// `rejectTransactionMessage`.
     pub reject_transaction_message: bool,
+    /// `enablePropertyFilter`: SQL92 subscriptions are served.
+    pub enable_property_filter: bool,
+    /// `timerWheelEnable`: TIMER_DELIVER_MS / TIMER_DELAY_SEC / TIMER_DELAY_MS messages wait in
+    /// the timer wheel.
+    pub timer_wheel_enable: bool,
+    /// `timerMaxDelaySec`: the furthest delivery time accepted.
+    pub timer_max_delay_sec: i64,
+    /// `timerPrecisionMs`: a timer message due within this is delivered at once.
+    pub timer_precision_ms: i64,
     /// Largest frame accepted from a peer.
     pub max_frame: usize,
     /// Idle time after which a client channel is closed and its registrations dropped.
@@ -125,6 +134,10 @@ impl Default for BrokerConfig {
             transaction_check_max: 15,
             transaction_check_interval: 30_000,
             reject_transaction_message: false,
+            enable_property_filter: false,
+            timer_wheel_enable: true,
+            timer_max_delay_sec: 259_200,
+            timer_precision_ms: 1000,
             max_frame: ferrocket_protocol::frame::DEFAULT_MAX_FRAME,
             channel_expired_millis: 120_000,
             server_channel_max_idle_time_seconds: 120,
@@ -268,6 +281,11 @@ impl BrokerConfig {
             "rejectTransactionMessage",
             &mut c.reject_transaction_message,
         )?;
+        p.set("enablePropertyFilter", &mut c.enable_property_filter)?;
+        p.set("timerWheelEnable", &mut c.timer_wheel_enable)?;
+        p.set("timerMaxDelaySec", &mut c.timer_max_delay_sec)?;
+        p.set("timerPrecisionMs", &mut c.timer_precision_ms)?;
+        c.timer_precision_ms = c.timer_precision_ms.clamp(100, 60_000);
         p.set(
             "serverChannelMaxIdleTimeSeconds",
             &mut c.server_channel_max_idle_time_seconds,
@@ -428,6 +446,13 @@ impl BrokerConfig {
                 "rejectTransactionMessage",
                 self.reject_transaction_message.to_string(),
             ),
+            (
+                "enablePropertyFilter",
+                self.enable_property_filter.to_string(),
+            ),
+            ("timerWheelEnable", self.timer_wheel_enable.to_string()),
+            ("timerMaxDelaySec", self.timer_max_delay_sec.to_string()),
+            ("timerPrecisionMs", self.timer_precision_ms.to_string()),
             (
                 "serverChannelMaxIdleTimeSeconds",
                 self.server_channel_max_idle_time_seconds.to_string(),

@@ -15,6 +15,7 @@ mod clients;
 pub mod config;
 mod connection;
 mod delay;
+pub mod filter;
 mod groups;
 mod ha;
 mod headers;
@@ -28,6 +29,7 @@ mod remoting_client;
 mod server;
 mod shutdown;
 mod stats;
+mod timer;
 mod topic;
 mod transaction;
 
@@ -86,6 +88,8 @@ pub struct Broker {
     pub(crate) delay_levels: i32,
     /// Half messages already committed or rolled back.
     pub(crate) tx_resolved: transaction::Resolved,
+    /// Parsed SQL92 subscriptions.
+    pub(crate) sql_filters: filter::SqlCache,
     /// The metadata KV (topics, groups, offsets), flushed at shutdown.
     pub(crate) kv: MetaKv,
     /// HA service (master) or client (slave), set once at start.
@@ -136,6 +140,7 @@ impl Broker {
             delay_offsets,
             delay_levels,
             tx_resolved: transaction::Resolved::default(),
+            sql_filters: filter::SqlCache::default(),
             kv,
             ha: std::sync::OnceLock::new(),
             send_permits: Semaphore::new(permits),

@@ -5,6 +5,10 @@ use ferrocket_protocol::message::{names, sysflag, tags_code, MessageView, Proper
 /// Topic of scheduled (delayed) messages; its tags code is the delivery time.
 pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
 
+/// Topic of timer messages (RocketMQ 5.x `rmq_sys_wheel_timer`); its tags code is the
+/// delivery time from `TIMER_OUT_MS`.
+pub const TIMER_TOPIC: &str = "rmq_sys_wheel_timer";
+
 /// The dispatch view of one record.
 #[derive(Debug, Clone)]
 pub struct DispatchRequest<'a> {
@@ -33,6 +37,13 @@ impl<'a> DispatchRequest<'a> {
                 if level > 0 {
                     tags = v.store_timestamp + delay_levels[level - 1];
                 }
+            }
+        }
+        if v.topic == TIMER_TOPIC {
+            if let Some(due) = Properties::lookup(v.properties, names::TIMER_OUT_MS)
+                .and_then(|d| d.parse::<i64>().ok())
+            {
+                tags = due;
             }
         }
         Self {

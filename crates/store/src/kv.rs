@@ -12,6 +12,8 @@ pub enum Namespace {
     Topics,
     SubscriptionGroups,
     DelayOffsets,
+    /// Timer wheel progress (checkpoint and delivered markers).
+    Timer,
 }
 
 impl Namespace {
@@ -21,6 +23,7 @@ impl Namespace {
             Namespace::Topics => "topics",
             Namespace::SubscriptionGroups => "subscriptionGroup",
             Namespace::DelayOffsets => "delayOffset",
+            Namespace::Timer => "timer",
         }
     }
 }

@@ -35,7 +35,7 @@ pub use config::{FlushDiskType, StoreConfig};
 pub use env::{disk_used_ratio, StoreEnv, SystemEnv};
 pub use error::StoreError;
 pub use status::{AppendResult, GetResult, GetStatus, PutResult, PutStatus, QueryResult};
-pub use store::{CleanReport, MessageStore};
+pub use store::{CleanReport, MessageStore, RecordFilter};
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrocket_protocol::message::java_string_hash;
+use ferrocket_protocol::message::{decode_view, java_string_hash, Properties};
 use ferrocket_protocol::{RemotingCommand, ResponseCode};
 use ferrocket_store::{GetResult, GetStatus};
 use tokio::time::Instant;
@@ -87,6 +87,34 @@ pub fn response_code(s: GetStatus, requested_offset: i64) -> ResponseCode {
     }
 }
 
+/// What a pull keeps: tag hashes (`None` = everything) or an SQL92 expression.
+enum Selector {
+    Tags(Option<HashSet<i64>>),
+    Sql(Arc<crate::filter::Expr>),
+}
+
+/// The pull's selector from its expression type and text; `Err` is the refusal's remark.
+fn selector(b: &Broker, kind: Option<&str>, expression: &str) -> Result<Selector, String> {
+    match kind.map(str::trim).filter(|k| !k.is_empty()) {
+        None => Ok(Selector::Tags(parse_tags(expression))),
+        Some(k) if k.eq_ignore_ascii_case("TAG") => Ok(Selector::Tags(parse_tags(expression))),
+        Some(k) if k.eq_ignore_ascii_case("SQL92") => {
+            if !b.conf.enable_property_filter {
+                return Err(
+                    "The broker does not support consumer to filter message by SQL92".into(),
+                );
+            }
+            b.sql_filters
+                .get(expression)
+                .map(Selector::Sql)
+                .map_err(|e| format!("parse the consumer's subscription[{expression}] failed: {e}"))
+        }
+        Some(other) => Err(format!(
+            "unknown expression type {other:?}: expected TAG or SQL92"
+        )),
+    }
+}
+
 fn refuse(req: &RemotingCommand, code: ResponseCode, remark: impl Into<String>) -> HandlerResult {
     Ok(RemotingCommand::error_to(req, code, remark).into())
 }
@@ -151,18 +179,11 @@ pub async fn handle(b: &Arc<Broker>, _ctx: &RequestCtx, req: &RemotingCommand) -
             ),
         );
     }
-    if h.expression_type
-        .as_deref()
-        .is_some_and(|t| !t.eq_ignore_ascii_case("TAG"))
-    {
-        return refuse(
-            req,
-            ResponseCode::SUBSCRIPTION_PARSE_FAILED,
-            "The broker does not support consumer to filter message by SQL92",
-        );
-    }
-    let tags = if h.sys_flag & FLAG_SUBSCRIPTION != 0 {
-        parse_tags(h.subscription.as_deref().unwrap_or("*"))
+    let (expression_type, expression) = if h.sys_flag & FLAG_SUBSCRIPTION != 0 {
+        (
+            h.expression_type.clone(),
+            h.subscription.clone().unwrap_or_else(|| "*".into()),
+        )
     } else {
         if !b.clients.has_consumer_group(&h.consumer_group) {
             return refuse(
@@ -175,7 +196,7 @@ pub async fn handle(b: &Arc<Broker>, _ctx: &RequestCtx, req: &RemotingCommand) -
             );
         }
         match b.clients.subscription(&h.consumer_group, &h.topic) {
-            Some(s) => parse_tags(&s.sub_string),
+            Some(s) => (s.expression_type, s.sub_string),
             None => {
                 return refuse(
                     req,
@@ -187,6 +208,24 @@ pub async fn handle(b: &Arc<Broker>, _ctx: &RequestCtx, req: &RemotingCommand) -
                 )
             }
         }
+    };
+    let selector = match selector(b, expression_type.as_deref(), &expression) {
+        Ok(s) => s,
+        Err(remark) => return refuse(req, ResponseCode::SUBSCRIPTION_PARSE_FAILED, remark),
+    };
+    let (tags, sql) = match &selector {
+        Selector::Tags(t) => (t.as_ref(), None),
+        Selector::Sql(e) => (None, Some(e)),
+    };
+    let sql_filter = |rec: &[u8]| -> bool {
+        match (sql, decode_view(rec, false)) {
+            (Some(e), Ok(v)) => e.matches(&|k| Properties::lookup(v.properties, k)),
+            _ => false,
+        }
+    };
+    let record_filter: Option<&ferrocket_store::RecordFilter<'_>> = match sql {
+        Some(_) => Some(&sql_filter),
+        None => None,
     };
 
     if h.sys_flag & FLAG_COMMIT_OFFSET != 0 && !b.conf.is_slave() && h.commit_offset >= 0 {
@@ -202,13 +241,14 @@ pub async fn handle(b: &Arc<Broker>, _ctx: &RequestCtx, req: &RemotingCommand) -
     );
     let max_bytes = b.store.config().max_transfer_bytes_on_message_in_memory;
     let get = || {
-        b.store.get_message(
+        b.store.get_message_filtered(
             &h.topic,
             h.queue_id,
             h.queue_offset,
             max_count,
             max_bytes,
-            tags.as_ref(),
+            tags,
+            record_filter,
         )
     };
     let mut r = get();

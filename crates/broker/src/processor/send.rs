@@ -205,7 +205,11 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestCtx, req: &RemotingCommand) ->
         topic_name = base.topic.clone();
         queue_id = base.queue_id;
     } else if !batch {
-        crate::delay::redirect(&mut base, b.delay_levels);
+        match crate::timer::redirect(&mut base, &b.conf, crate::now_ms()) {
+            Ok(true) => {}
+            Ok(false) => crate::delay::redirect(&mut base, b.delay_levels),
+            Err(remark) => return refuse(req, ResponseCode::MESSAGE_ILLEGAL, remark),
+        }
     }
     let msgs = if batch {
         let entries = match decode_batch(&req.body) {

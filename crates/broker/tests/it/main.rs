@@ -3,6 +3,7 @@
 
 mod clients;
 mod crash;
+mod filter_timer;
 mod frames;
 mod ha;
 mod in_process;

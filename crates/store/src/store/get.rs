@@ -12,6 +12,9 @@ use super::MessageStore;
 use crate::consume_queue::CqEntry;
 use crate::status::{GetResult, GetStatus, QueryResult};
 
+/// A filter over stored records (e.g. SQL92 on properties): `true` keeps the record.
+pub type RecordFilter<'a> = dyn Fn(&[u8]) -> bool + Sync + 'a;
+
 /// Consume-queue entries examined per read at least (RocketMQ scans 16,000 bytes of entries).
 const MIN_SCAN_ENTRIES: usize = 16_000 / 20;
 
@@ -27,6 +30,22 @@ impl MessageStore {
         max_count: usize,
         max_bytes: usize,
         tags: Option<&HashSet<i64>>,
+    ) -> GetResult {
+        self.get_message_filtered(topic, queue_id, offset, max_count, max_bytes, tags, None)
+    }
+
+    /// [`get_message`](Self::get_message) with a second filter over each stored record (a
+    /// property filter); a record it refuses is skipped like a tag mismatch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn get_message_filtered(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        offset: i64,
+        max_count: usize,
+        max_bytes: usize,
+        tags: Option<&HashSet<i64>>,
+        record_filter: Option<&RecordFilter<'_>>,
     ) -> GetResult {
         let inner = &self.inner;
         let mut r = GetResult {
@@ -107,6 +126,7 @@ impl MessageStore {
                 }
             }
             match inner.commitlog.slice(e.phys, e.size as usize) {
+                Some(b) if record_filter.is_some_and(|f| !f(&b)) => {}
                 Some(b) => {
                     r.buffer_total_size += b.len();
                     r.messages.push(b);

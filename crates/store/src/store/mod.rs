@@ -25,6 +25,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 pub use clean::CleanReport;
+pub use get::RecordFilter;
 
 use crate::ack::Watermark;
 use crate::checkpoint::Checkpoint;

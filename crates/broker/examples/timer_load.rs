@@ -49,7 +49,10 @@ async fn main() -> anyhow::Result<()> {
         args.get(1).expect("mqnamesrv path"),
         args.get(2).expect("mqbroker path"),
     );
-    let count: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let count: u64 = args
+        .get(3)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let spread: i64 = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(30);
     let lead: i64 = args.get(5).and_then(|a| a.parse().ok()).unwrap_or(60);
 

@@ -175,3 +175,25 @@ fn timer_messages_arrive_on_time_once_across_a_restart() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(count(&mut c, "Tm"), ["early", "late"]);
 }
+
+#[test]
+fn a_delay_level_due_during_downtime_arrives_after_restart() {
+    let mut b = Broker::start("messageDelayLevel = 2s 5s");
+    {
+        let mut c = b.client();
+        create_topic(&mut c, "Dd", 1);
+        send(&mut c, "Dd", 0, "delayed", "T", &[("DELAY", "1")]);
+        assert!(count(&mut c, "Dd").is_empty());
+    }
+    assert_eq!(b.stop(), Some(0));
+    std::thread::sleep(Duration::from_millis(2500));
+    b.restart();
+    let mut c = b.client();
+    let got = eventually(Duration::from_secs(10), || {
+        let v = count(&mut c, "Dd");
+        (!v.is_empty()).then_some(v)
+    });
+    assert_eq!(got.as_deref(), Some(&["delayed".to_string()][..]));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(count(&mut c, "Dd"), ["delayed"], "delivered once");
+}

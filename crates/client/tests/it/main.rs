@@ -126,6 +126,13 @@ fn produce_pull_seek_commit_and_admin() {
         let by_key = admin.query_msg_by_key("Orders", "k-1", 10).await.unwrap();
         assert_eq!(by_key.len(), 1);
         assert_eq!(&by_key[0].body[..], b"first");
+        // The client-generated unique id (UNIQ_KEY) is indexed too.
+        let by_uniq = admin
+            .query_msg_by_key("Orders", &r.msg_id, 10)
+            .await
+            .unwrap();
+        assert_eq!(by_uniq.len(), 1, "{}", r.msg_id);
+        assert_eq!(&by_uniq[0].body[..], b"first");
         let by_id = admin.query_msg_by_id(&r.offset_msg_id).await.unwrap();
         assert_eq!(&by_id.body[..], b"first");
         let stats = admin.topic_stats("Orders").await.unwrap();

@@ -3,7 +3,9 @@
 //! - `up [single|2m-2s-async|2m-2s-sync|dledger] [--release]`: a whole layout on this machine.
 //! - `down [layout]`: stop what `up` started (from its pid file).
 //! - `dist [--target TRIPLE]`: the release tarball operators copy to their hosts.
+//! - `bench [--quick] [--layouts] [--no-write]`: the performance matrix into docs/performance.md.
 
+mod bench;
 mod cluster;
 mod dist;
 
@@ -17,6 +19,10 @@ commands:
   down [LAYOUT]             stop a cluster started by `up` (all layouts when none is given)
   dist [--target TRIPLE] [--out DIR] [--debug]
                             build target/dist/ferrocket-<version>-<target>.tar.gz and .sha256
+  bench [--quick] [--layouts] [--no-write]
+                            release build, machine limits, then mqbench over 128 B / 1 KiB,
+                            ASYNC/SYNC flush, 1/4/16 connections; writes docs/performance.md
+                            and docs/bench.svg (--layouts adds 2m-2s-async and 2m-2s-sync)
   help                      this text";
 
 fn main() -> Result<()> {
@@ -30,6 +36,7 @@ fn main() -> Result<()> {
         Some("up") => cluster::up(rest),
         Some("down") => cluster::down(rest),
         Some("dist") => dist::dist(rest),
+        Some("bench") => bench::bench(rest),
         Some(other) => bail!("unknown xtask command `{other}`\n\n{HELP}"),
     }
 }

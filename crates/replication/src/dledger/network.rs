@@ -1,0 +1,306 @@
+//! Raft RPCs over gRPC (tonic): the client openraft uses to reach peers, and the service every
+//! node serves on its `dLegerPeers` address. Each request carries the sender's view of the group,
+//! checked by the receiver (see `proto/dledger.proto`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request as GrpcRequest, Response as GrpcResponse, Status};
+
+use super::codec::{
+    entry_from_pb, entry_to_pb, log_id_from_pb, log_id_to_pb, snapshot_meta_from_json,
+    snapshot_meta_to_json, vote_from_pb, vote_to_pb,
+};
+use super::pb::{self, d_ledger_client::DLedgerClient, d_ledger_server::DLedger};
+use super::types::{NodeId, Raft, TypeConfig};
+
+type Rpc<T, E = RaftError<NodeId>> = Result<T, RPCError<NodeId, BasicNode, E>>;
+
+/// Builds clients for peers.
+#[derive(Clone)]
+pub struct Network {
+    pub cluster: pb::Cluster,
+}
+
+/// A connection to one peer (connects lazily, reconnects by itself).
+pub struct Peer {
+    target: NodeId,
+    addr: String,
+    client: Option<DLedgerClient<Channel>>,
+    cluster: pb::Cluster,
+    last_refusal_log: Option<Instant>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Peer;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
+        Peer {
+            target,
+            addr: node.addr.clone(),
+            client: None,
+            cluster: self.cluster.clone(),
+            last_refusal_log: None,
+        }
+    }
+}
+
+impl Peer {
+    fn client(&mut self) -> Result<DLedgerClient<Channel>, Unreachable> {
+        if let Some(c) = &self.client {
+            return Ok(c.clone());
+        }
+        let ep = Endpoint::from_shared(format!("http://{}", self.addr))
+            .map_err(|e| Unreachable::new(&e))?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true);
+        let c = DLedgerClient::new(ep.connect_lazy());
+        self.client = Some(c.clone());
+        Ok(c)
+    }
+
+    fn request<T>(&self, msg: T, option: &RPCOption) -> GrpcRequest<T> {
+        let mut r = GrpcRequest::new(msg);
+        r.set_timeout(option.hard_ttl());
+        r
+    }
+
+    /// Maps a failed call; a refused group check is logged loudly (at most every 10 s).
+    fn fail<E: std::error::Error>(&mut self, s: Status) -> RPCError<NodeId, BasicNode, E> {
+        if s.code() == Code::FailedPrecondition
+            && self
+                .last_refusal_log
+                .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+        {
+            tracing::error!(peer = %self.addr, target = self.target, "{}", s.message());
+            self.last_refusal_log = Some(Instant::now());
+        }
+        if matches!(s.code(), Code::Unavailable | Code::FailedPrecondition) {
+            // Drop the channel so the next call reconnects from scratch.
+            self.client = None;
+            RPCError::Unreachable(Unreachable::new(&std::io::Error::other(
+                s.message().to_string(),
+            )))
+        } else {
+            RPCError::Network(NetworkError::new(&std::io::Error::other(format!(
+                "{}: {}",
+                s.code(),
+                s.message()
+            ))))
+        }
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Peer {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Rpc<AppendEntriesResponse<NodeId>> {
+        let req = pb::AppendRequest {
+            cluster: Some(self.cluster.clone()),
+            vote: Some(vote_to_pb(&rpc.vote)),
+            prev_log_id: rpc.prev_log_id.as_ref().map(log_id_to_pb),
+            entries: rpc.entries.iter().map(entry_to_pb).collect(),
+            leader_commit: rpc.leader_commit.as_ref().map(log_id_to_pb),
+        };
+        let mut c = self.client().map_err(RPCError::Unreachable)?;
+        let r = match c.append_entries(self.request(req, &option)).await {
+            Ok(r) => r.into_inner(),
+            Err(s) => return Err(self.fail(s)),
+        };
+        use pb::append_response::Kind;
+        Ok(match Kind::try_from(r.kind).unwrap_or(Kind::Conflict) {
+            Kind::Success => AppendEntriesResponse::Success,
+            Kind::PartialSuccess => {
+                AppendEntriesResponse::PartialSuccess(r.matching.as_ref().map(log_id_from_pb))
+            }
+            Kind::Conflict => AppendEntriesResponse::Conflict,
+            Kind::HigherVote => AppendEntriesResponse::HigherVote(vote_from_pb(r.vote.as_ref())),
+        })
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Rpc<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        let req = pb::SnapshotRequest {
+            cluster: Some(self.cluster.clone()),
+            vote: Some(vote_to_pb(&rpc.vote)),
+            meta: snapshot_meta_to_json(&rpc.meta).into(),
+            offset: rpc.offset,
+            data: rpc.data.into(),
+            done: rpc.done,
+        };
+        let mut c = self.client().map_err(RPCError::Unreachable)?;
+        match c.install_snapshot(self.request(req, &option)).await {
+            Ok(r) => Ok(InstallSnapshotResponse {
+                vote: vote_from_pb(r.into_inner().vote.as_ref()),
+            }),
+            Err(s) => Err(self.fail(s)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Rpc<VoteResponse<NodeId>> {
+        let req = pb::VoteRequest {
+            cluster: Some(self.cluster.clone()),
+            vote: Some(vote_to_pb(&rpc.vote)),
+            last_log_id: rpc.last_log_id.as_ref().map(log_id_to_pb),
+        };
+        let mut c = self.client().map_err(RPCError::Unreachable)?;
+        match c.request_vote(self.request(req, &option)).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                Ok(VoteResponse {
+                    vote: vote_from_pb(r.vote.as_ref()),
+                    vote_granted: r.vote_granted,
+                    last_log_id: r.last_log_id.as_ref().map(log_id_from_pb),
+                })
+            }
+            Err(s) => Err(self.fail(s)),
+        }
+    }
+}
+
+/// The gRPC service of one node.
+pub struct Service {
+    pub raft: Raft,
+    pub cluster: pb::Cluster,
+}
+
+impl Service {
+    /// Refuses a request from a node whose view of the group differs from ours.
+    fn check(&self, theirs: Option<&pb::Cluster>) -> Result<(), Status> {
+        let Some(t) = theirs else {
+            return Err(Status::invalid_argument(
+                "request without the sender's group",
+            ));
+        };
+        let ours = &self.cluster;
+        if t.group != ours.group {
+            return Err(Status::failed_precondition(format!(
+                "dLegerGroup mismatch: node {} is in group {:?}, node {} is in group {:?}",
+                t.self_id, t.group, ours.self_id, ours.group
+            )));
+        }
+        if t.peers != ours.peers {
+            return Err(Status::failed_precondition(format!(
+                "dLegerPeers mismatch in group {:?}: node {} has dLegerPeers={} but node {} has dLegerPeers={}",
+                ours.group, t.self_id, t.peers, ours.self_id, ours.peers
+            )));
+        }
+        if t.self_id == ours.self_id {
+            return Err(Status::failed_precondition(format!(
+                "two nodes of group {:?} use dLegerSelfId={}: each node needs its own id",
+                ours.group, ours.self_id
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    Status::unavailable(e.to_string())
+}
+
+#[tonic::async_trait]
+impl DLedger for Service {
+    async fn request_vote(
+        &self,
+        req: GrpcRequest<pb::VoteRequest>,
+    ) -> Result<GrpcResponse<pb::VoteResponse>, Status> {
+        let r = req.into_inner();
+        self.check(r.cluster.as_ref())?;
+        let resp = self
+            .raft
+            .vote(VoteRequest {
+                vote: vote_from_pb(r.vote.as_ref()),
+                last_log_id: r.last_log_id.as_ref().map(log_id_from_pb),
+            })
+            .await
+            .map_err(internal)?;
+        Ok(GrpcResponse::new(pb::VoteResponse {
+            vote: Some(vote_to_pb(&resp.vote)),
+            vote_granted: resp.vote_granted,
+            last_log_id: resp.last_log_id.as_ref().map(log_id_to_pb),
+        }))
+    }
+
+    async fn append_entries(
+        &self,
+        req: GrpcRequest<pb::AppendRequest>,
+    ) -> Result<GrpcResponse<pb::AppendResponse>, Status> {
+        let r = req.into_inner();
+        self.check(r.cluster.as_ref())?;
+        let entries = r
+            .entries
+            .into_iter()
+            .map(entry_from_pb)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let resp = self
+            .raft
+            .append_entries(AppendEntriesRequest {
+                vote: vote_from_pb(r.vote.as_ref()),
+                prev_log_id: r.prev_log_id.as_ref().map(log_id_from_pb),
+                entries,
+                leader_commit: r.leader_commit.as_ref().map(log_id_from_pb),
+            })
+            .await
+            .map_err(internal)?;
+        use pb::append_response::Kind;
+        let (kind, matching, vote) = match resp {
+            AppendEntriesResponse::Success => (Kind::Success, None, None),
+            AppendEntriesResponse::PartialSuccess(m) => {
+                (Kind::PartialSuccess, m.as_ref().map(log_id_to_pb), None)
+            }
+            AppendEntriesResponse::Conflict => (Kind::Conflict, None, None),
+            AppendEntriesResponse::HigherVote(v) => (Kind::HigherVote, None, Some(vote_to_pb(&v))),
+        };
+        Ok(GrpcResponse::new(pb::AppendResponse {
+            kind: kind as i32,
+            matching,
+            vote,
+        }))
+    }
+
+    async fn install_snapshot(
+        &self,
+        req: GrpcRequest<pb::SnapshotRequest>,
+    ) -> Result<GrpcResponse<pb::SnapshotResponse>, Status> {
+        let r = req.into_inner();
+        self.check(r.cluster.as_ref())?;
+        let meta = snapshot_meta_from_json(&r.meta)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let resp = self
+            .raft
+            .install_snapshot(InstallSnapshotRequest {
+                vote: vote_from_pb(r.vote.as_ref()),
+                meta,
+                offset: r.offset,
+                data: r.data.to_vec(),
+                done: r.done,
+            })
+            .await
+            .map_err(internal)?;
+        Ok(GrpcResponse::new(pb::SnapshotResponse {
+            vote: Some(vote_to_pb(&resp.vote)),
+        }))
+    }
+}
+
+/// Keeps the service alive as long as the node.
+pub type SharedService = Arc<Service>;

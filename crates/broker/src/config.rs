@@ -75,6 +75,8 @@ pub struct BrokerConfig {
     pub timer_max_delay_sec: i64,
     /// `timerPrecisionMs`: a timer message due within this is delivered at once.
     pub timer_precision_ms: i64,
+    /// DLedger mode (`enableDLegerCommitLog=true`).
+    pub dledger: Option<DLedgerConf>,
     /// Largest frame accepted from a peer.
     pub max_frame: usize,
     /// Idle time after which a client channel is closed and its registrations dropped.
@@ -138,6 +140,7 @@ impl Default for BrokerConfig {
             timer_wheel_enable: true,
             timer_max_delay_sec: 259_200,
             timer_precision_ms: 1000,
+            dledger: None,
             max_frame: ferrocket_protocol::frame::DEFAULT_MAX_FRAME,
             channel_expired_millis: 120_000,
             server_channel_max_idle_time_seconds: 120,
@@ -177,6 +180,20 @@ impl Props<'_> {
         }
         Ok(())
     }
+}
+
+/// DLedger settings of a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DLedgerConf {
+    pub group: String,
+    pub self_id: String,
+    /// `dLegerPeers` in order: (id, host:port).
+    pub peers: Vec<(String, String)>,
+    /// `dLegerHeartbeatIntervalMs` (Ferrocket; default 200).
+    pub heartbeat_ms: u64,
+    /// `dLegerElectionTimeoutMs` (Ferrocket; default 1000): a follower that hears no leader for
+    /// between this and twice this starts an election.
+    pub election_timeout_ms: u64,
 }
 
 impl BrokerConfig {
@@ -286,6 +303,40 @@ impl BrokerConfig {
         p.set("timerMaxDelaySec", &mut c.timer_max_delay_sec)?;
         p.set("timerPrecisionMs", &mut c.timer_precision_ms)?;
         c.timer_precision_ms = c.timer_precision_ms.clamp(100, 60_000);
+        let mut dledger = false;
+        p.set("enableDLegerCommitLog", &mut dledger)?;
+        if dledger {
+            let group = p.str("dLegerGroup").unwrap_or_default();
+            let self_id = p.str("dLegerSelfId").unwrap_or_default();
+            let text = p.str("dLegerPeers").unwrap_or_default();
+            let mut peers = Vec::new();
+            for item in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                let Some((id, addr)) = item.split_once('-') else {
+                    return Err(BrokerError::Config(format!(
+                        "dLegerPeers entry {item:?}: expected id-host:port"
+                    )));
+                };
+                peers.push((id.trim().to_string(), addr.trim().to_string()));
+            }
+            if group.is_empty() || self_id.is_empty() || peers.is_empty() {
+                return Err(BrokerError::Config(
+                    "enableDLegerCommitLog=true needs dLegerGroup, dLegerPeers and dLegerSelfId"
+                        .into(),
+                ));
+            }
+            let mut d = DLedgerConf {
+                group,
+                self_id,
+                peers,
+                heartbeat_ms: 200,
+                election_timeout_ms: 1000,
+            };
+            p.set("dLegerHeartbeatIntervalMs", &mut d.heartbeat_ms)?;
+            p.set("dLegerElectionTimeoutMs", &mut d.election_timeout_ms)?;
+            d.heartbeat_ms = d.heartbeat_ms.max(20);
+            d.election_timeout_ms = d.election_timeout_ms.max(d.heartbeat_ms * 3);
+            c.dledger = Some(d);
+        }
         p.set(
             "serverChannelMaxIdleTimeSeconds",
             &mut c.server_channel_max_idle_time_seconds,
@@ -453,6 +504,43 @@ impl BrokerConfig {
             ("timerWheelEnable", self.timer_wheel_enable.to_string()),
             ("timerMaxDelaySec", self.timer_max_delay_sec.to_string()),
             ("timerPrecisionMs", self.timer_precision_ms.to_string()),
+            ("enableDLegerCommitLog", self.dledger.is_some().to_string()),
+            (
+                "dLegerGroup",
+                self.dledger
+                    .as_ref()
+                    .map_or(String::new(), |d| d.group.clone()),
+            ),
+            (
+                "dLegerPeers",
+                self.dledger.as_ref().map_or(String::new(), |d| {
+                    d.peers
+                        .iter()
+                        .map(|(id, a)| format!("{id}-{a}"))
+                        .collect::<Vec<_>>()
+                        .join(";")
+                }),
+            ),
+            (
+                "dLegerSelfId",
+                self.dledger
+                    .as_ref()
+                    .map_or(String::new(), |d| d.self_id.clone()),
+            ),
+            (
+                "dLegerHeartbeatIntervalMs",
+                self.dledger
+                    .as_ref()
+                    .map_or(200, |d| d.heartbeat_ms)
+                    .to_string(),
+            ),
+            (
+                "dLegerElectionTimeoutMs",
+                self.dledger
+                    .as_ref()
+                    .map_or(1000, |d| d.election_timeout_ms)
+                    .to_string(),
+            ),
             (
                 "serverChannelMaxIdleTimeSeconds",
                 self.server_channel_max_idle_time_seconds.to_string(),

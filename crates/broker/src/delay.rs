@@ -97,7 +97,8 @@ pub async fn run(b: Arc<Broker>) {
     }
     let levels = b.delay_levels;
     loop {
-        for level in 1..=levels {
+        // A DLedger follower delivers nothing until it leads.
+        for level in (1..=levels).filter(|_| !b.is_slave()) {
             if let Err(e) = deliver_due(&b, level).await {
                 tracing::warn!(level, error = %e, "delayed delivery failed");
             }
@@ -136,7 +137,7 @@ async fn deliver_due(b: &Broker, level: i32) -> Result<(), BrokerError> {
                     m.queue_id = q;
                     m.queue_offset = 0;
                     m.physical_offset = 0;
-                    let r = b.store.put_message(m).await;
+                    let r = b.put_message(m).await;
                     notify_ha(b, &r);
                     if !r.status.is_stored() {
                         // Retry this entry on the next round.

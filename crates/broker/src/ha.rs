@@ -231,7 +231,7 @@ async fn call(c: &RemotingClient, code: RequestCode) -> std::io::Result<bytes::B
     Ok(r.body)
 }
 
-async fn sync_once(b: &Broker, c: &RemotingClient) -> Result<(), String> {
+pub(crate) async fn sync_once(b: &Broker, c: &RemotingClient) -> Result<(), String> {
     let body = call(c, RequestCode::GET_ALL_TOPIC_CONFIG)
         .await
         .map_err(|e| e.to_string())?;

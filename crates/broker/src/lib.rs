@@ -15,6 +15,7 @@ mod clients;
 pub mod config;
 mod connection;
 mod delay;
+mod dledger;
 pub mod filter;
 mod groups;
 mod ha;
@@ -94,6 +95,8 @@ pub struct Broker {
     pub(crate) kv: MetaKv,
     /// HA service (master) or client (slave), set once at start.
     pub(crate) ha: std::sync::OnceLock<ha::Replication>,
+    /// DLedger node (DLedger mode only), set once at start.
+    pub(crate) dledger: std::sync::OnceLock<dledger::DLedgerState>,
     /// Bounds the sends waiting for or holding the store (the "send queue").
     pub(crate) send_permits: Semaphore,
     pub(crate) stats: stats::Stats,
@@ -143,6 +146,7 @@ impl Broker {
             sql_filters: filter::SqlCache::default(),
             kv,
             ha: std::sync::OnceLock::new(),
+            dledger: std::sync::OnceLock::new(),
             send_permits: Semaphore::new(permits),
             stats: stats::Stats::default(),
             topics_changed,
@@ -151,6 +155,45 @@ impl Broker {
             started: Instant::now(),
             conf,
         }))
+    }
+}
+
+impl Broker {
+    /// Whether this broker acts as a slave now: its configured role, or in DLedger mode
+    /// whether it is anything but the ready leader.
+    pub(crate) fn is_slave(&self) -> bool {
+        match self.dledger.get() {
+            Some(d) => !d.node.role().leader_ready,
+            None => self.conf.is_slave(),
+        }
+    }
+
+    /// The brokerId to register: configured, or in DLedger mode 0 for the leader and the
+    /// position in `dLegerPeers` + 1 for the others.
+    pub(crate) fn broker_id(&self) -> i64 {
+        match self.dledger.get() {
+            Some(d) if d.node.role().leader_ready => 0,
+            Some(d) => d.node.self_index() as i64 + 1,
+            None => self.conf.broker_id,
+        }
+    }
+
+    /// Stores messages: directly, or in DLedger mode through the Raft group.
+    pub(crate) async fn put_messages(
+        &self,
+        msgs: Vec<ferrocket_protocol::message::StoredMessage>,
+    ) -> ferrocket_store::PutResult {
+        match self.dledger.get() {
+            Some(d) => dledger::put(self, d, msgs).await,
+            None => self.store.put_messages(msgs).await,
+        }
+    }
+
+    pub(crate) async fn put_message(
+        &self,
+        msg: ferrocket_protocol::message::StoredMessage,
+    ) -> ferrocket_store::PutResult {
+        self.put_messages(vec![msg]).await
     }
 }
 

@@ -25,7 +25,7 @@ pub fn register_request(b: &Broker) -> RemotingCommand {
         broker_addr: b.conf.broker_addr(),
         cluster_name: b.conf.broker_cluster_name.clone(),
         ha_server_addr: b.conf.ha_server_addr(),
-        broker_id: b.conf.broker_id,
+        broker_id: b.broker_id(),
         heartbeat_timeout_millis: None,
         enable_acting_master: None,
         compressed: Some(false),
@@ -71,8 +71,15 @@ pub async fn register_all(b: &Broker, clients: &[Arc<RemotingClient>]) -> Vec<Re
 
 /// After a registration: a slave learns its master; a master learns which slaves to let in.
 async fn learn_peers(b: &Broker, clients: &[Arc<RemotingClient>], answers: &[RemotingCommand]) {
+    if let Some(d) = b.dledger.get() {
+        if let Some(m) = answers.iter().find_map(|r| r.ext("masterAddr")) {
+            *d.master_addr.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(m.to_string()).filter(|m| !m.is_empty());
+        }
+        return;
+    }
     let Some(ha) = b.ha.get() else { return };
-    if b.conf.is_slave() {
+    if b.is_slave() {
         for r in answers {
             ha.learn_master(r);
         }
@@ -115,8 +122,20 @@ pub async fn run(b: Arc<Broker>, clients: Vec<Arc<RemotingClient>>) {
         let answers = register_all(&b, &clients).await;
         learn_peers(&b, &clients, &answers).await;
         // A slave that started before its master asks again soon instead of in 30 s.
-        let wait = if b.ha.get().is_some_and(|h| h.master_unknown()) {
+        let follower_without_master = b.dledger.get().is_some_and(|d| {
+            !d.node.role().leader_ready
+                && d.master_addr
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_none()
+        });
+        // A DLedger leader repeats its claim every 5 s: a stale leader waking up (SIGSTOP/SIGCONT)
+        // may overwrite brokerId 0 for a moment before it steps down.
+        let dledger_leader = b.dledger.get().is_some_and(|d| d.node.role().leader_ready);
+        let wait = if b.ha.get().is_some_and(|h| h.master_unknown()) || follower_without_master {
             period.min(Duration::from_secs(2))
+        } else if dledger_leader {
+            period.min(Duration::from_secs(5))
         } else {
             period
         };
@@ -134,7 +153,7 @@ pub async fn unregister_all(b: &Broker, clients: &[Arc<RemotingClient>]) {
         broker_name: b.conf.broker_name.clone(),
         broker_addr: b.conf.broker_addr(),
         cluster_name: b.conf.broker_cluster_name.clone(),
-        broker_id: b.conf.broker_id,
+        broker_id: b.broker_id(),
     };
     let req = RemotingCommand::request(RequestCode::UNREGISTER_BROKER).with_header(&h);
     let calls = clients.iter().map(|c| {

@@ -54,16 +54,30 @@ pub async fn start(conf: BrokerConfig) -> Result<BrokerHandle, BrokerError> {
     let main_addr = main.local_addr()?;
     let fast_addr = fast.local_addr()?;
     let b = &broker;
-    let replication = match crate::ha::start(b, ip1_is_local).await {
-        Ok(r) => r,
+    // DLedger mode replaces master/slave HA: the Raft group replicates.
+    let replication = match b.conf.dledger {
+        Some(_) => crate::dledger::start(b).await.map(|d| {
+            if let Some(d) = d {
+                let _ = b.dledger.set(d);
+            }
+            None
+        }),
+        None => crate::ha::start(b, ip1_is_local).await.map(Some),
+    };
+    match replication {
+        Ok(Some(r)) => {
+            let _ = b.ha.set(r);
+        }
+        Ok(None) => {}
         Err(e) => {
             b.shutdown.cancel();
             let _ = b.store.shutdown();
             return Err(e);
         }
-    };
-    let _ = b.ha.set(replication);
+    }
     b.tasks.spawn(crate::ha::run_slave_sync(Arc::clone(b)));
+    b.tasks.spawn(crate::dledger::watch_role(Arc::clone(b)));
+    b.tasks.spawn(crate::dledger::follower_sync(Arc::clone(b)));
     b.tasks
         .spawn(server::accept_loop(Arc::clone(b), main, false));
     b.tasks

@@ -71,7 +71,7 @@ pub fn to_half(m: &mut StoredMessage) {
 
 async fn put(b: &Broker, m: StoredMessage) -> Option<ferrocket_store::AppendResult> {
     let (topic, q) = (m.topic.clone(), m.queue_id);
-    let r = b.store.put_message(m).await;
+    let r = b.put_message(m).await;
     crate::delay::notify_ha(b, &r);
     if r.status.is_stored() {
         b.notifier.notify(&topic, q);
@@ -113,7 +113,7 @@ pub async fn end_transaction(
 ) -> Result<RemotingCommand, BrokerError> {
     let ext = |k: &str| req.ext(k).and_then(|v| v.parse::<i64>().ok());
     let reply = |code: ResponseCode, remark: &str| RemotingCommand::error_to(req, code, remark);
-    if b.conf.is_slave() {
+    if b.is_slave() {
         return Ok(reply(
             ResponseCode::SLAVE_NOT_AVAILABLE,
             "a slave does not end transactions",
@@ -172,7 +172,10 @@ pub async fn run_checker(b: Arc<Broker>) {
             _ = tokio::time::sleep(every) => {}
             _ = b.shutdown.cancelled() => return,
         }
-        check_once(&b).await;
+        // A DLedger follower waits for its turn as leader.
+        if !b.is_slave() {
+            check_once(&b).await;
+        }
     }
 }
 

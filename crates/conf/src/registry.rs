@@ -311,6 +311,9 @@ const BROKER: &[(&str, &str)] = &[
     ("dLegerGroup", ""),
     ("dLegerPeers", ""),
     ("dLegerSelfId", ""),
+    // Ferrocket's own: Raft timing of DLedger mode (RocketMQ's DLedger fails over in ~10 s).
+    ("dLegerHeartbeatIntervalMs", "200"),
+    ("dLegerElectionTimeoutMs", "1000"),
     ("preferredLeaderId", ""),
     ("enableBatchPush", "false"),
     ("enableScheduleMessageStats", "true"),

@@ -211,6 +211,15 @@ fn ha_runtime_info(b: &Arc<Broker>, kv: &mut impl FnMut(&str, String)) {
         }
         None => {}
     }
+    if let Some(d) = b.dledger.get() {
+        let r = d.node.role();
+        kv("dledgerRole", r.state.to_string());
+        kv("dledgerTerm", r.term.to_string());
+        // Applied implies committed: the commit point this node has reached.
+        kv("dledgerCommitIndex", r.applied_index.to_string());
+        kv("dledgerLeader", r.leader.unwrap_or_default());
+        kv("dledgerSelfId", d.node.self_id().to_string());
+    }
 }
 
 /// GET_CONSUME_STATS: per queue the broker's max offset, the group's offset and its store time.

@@ -35,7 +35,7 @@ pub fn query_consumer_offset(b: &Arc<Broker>, req: &RemotingCommand) -> HandlerR
 /// UPDATE_CONSUMER_OFFSET (often oneway).
 pub fn update_consumer_offset(b: &Arc<Broker>, req: &RemotingCommand) -> HandlerResult {
     let h: UpdateConsumerOffsetRequestHeader = req.header()?;
-    if b.conf.is_slave() {
+    if b.is_slave() {
         return Ok(reply(req, ResponseCode::SUCCESS).into());
     }
     b.offsets

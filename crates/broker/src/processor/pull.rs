@@ -150,7 +150,7 @@ pub async fn handle(b: &Arc<Broker>, _ctx: &RequestCtx, req: &RemotingCommand) -
         Some(tc) => tc,
         // A slave can hold a topic's messages before the topic's config reaches it (configs are
         // copied every 10 s; a master may die in between): serve the data it holds.
-        None if b.conf.is_slave() && b.store.max_offset_in_queue(&h.topic, h.queue_id) > 0 => {
+        None if b.is_slave() && b.store.max_offset_in_queue(&h.topic, h.queue_id) > 0 => {
             let n = h.queue_id.max(0) + 1;
             Arc::new(TopicConfig::new(&h.topic, n, n, perm::READ))
         }
@@ -228,7 +228,7 @@ pub async fn handle(b: &Arc<Broker>, _ctx: &RequestCtx, req: &RemotingCommand) -
         None => None,
     };
 
-    if h.sys_flag & FLAG_COMMIT_OFFSET != 0 && !b.conf.is_slave() && h.commit_offset >= 0 {
+    if h.sys_flag & FLAG_COMMIT_OFFSET != 0 && !b.is_slave() && h.commit_offset >= 0 {
         b.offsets
             .commit(&h.consumer_group, &h.topic, h.queue_id, h.commit_offset);
     }
@@ -277,11 +277,7 @@ pub async fn handle(b: &Arc<Broker>, _ctx: &RequestCtx, req: &RemotingCommand) -
                 break;
             }
             // A slave's queues grow through replication, which does not ring the notifier.
-            let recheck = if b.conf.is_slave() {
-                SLAVE_RECHECK
-            } else {
-                RECHECK
-            };
+            let recheck = if b.is_slave() { SLAVE_RECHECK } else { RECHECK };
             let until = deadline.min(Instant::now() + recheck);
             tokio::select! {
                 _ = &mut woken => {}

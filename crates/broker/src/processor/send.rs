@@ -57,7 +57,7 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestCtx, req: &RemotingCommand) ->
             )
         }
     };
-    if b.conf.is_slave() {
+    if b.is_slave() {
         return refuse(
             req,
             ResponseCode::SERVICE_NOT_AVAILABLE,
@@ -261,7 +261,7 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestCtx, req: &RemotingCommand) ->
     };
     let count = msgs.len() as u64;
     let wait_store = msgs[0].properties.get(names::WAIT_STORE_MSG_OK) != Some("false");
-    let mut result = b.store.put_messages(msgs).await;
+    let mut result = b.put_messages(msgs).await;
     if let (Some(a), Some(ha)) = (&result.append, b.ha.get()) {
         let end = a.wrote_offset + i64::from(a.wrote_bytes);
         result.status = ha

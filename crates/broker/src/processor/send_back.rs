@@ -103,7 +103,7 @@ pub async fn handle(b: &Arc<Broker>, req: &RemotingCommand) -> HandlerResult {
             .insert(names::DELAY_TIME_LEVEL, level.to_string());
         crate::delay::redirect(&mut msg, b.delay_levels);
     }
-    let r = b.store.put_message(msg).await;
+    let r = b.put_message(msg).await;
     crate::delay::notify_ha(b, &r);
     if r.append.is_some() {
         b.notifier.notify(&topic, queue_id);

@@ -160,8 +160,19 @@ pub async fn run(b: Arc<Broker>) {
     if b.conf.is_slave() || !b.conf.timer_wheel_enable {
         return;
     }
-    if let Err(e) = serve(&b).await {
-        tracing::error!(error = %e, "timer wheel stopped");
+    // A DLedger node serves the wheel while it leads, reloading progress each time it does.
+    while !b.shutdown.is_cancelled() {
+        if b.is_slave() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = b.shutdown.cancelled() => return,
+            }
+            continue;
+        }
+        if let Err(e) = serve(&b).await {
+            tracing::error!(error = %e, "timer wheel stopped");
+            return;
+        }
     }
 }
 
@@ -197,6 +208,9 @@ async fn serve(b: &Arc<Broker>) -> Result<(), BrokerError> {
         wheel.advance(crate::now_ms(), &mut due);
         if !due.is_empty() {
             deliver(b, &mut progress, std::mem::take(&mut due)).await?;
+        }
+        if b.is_slave() {
+            return Ok(());
         }
         if next < max {
             continue;
@@ -260,7 +274,7 @@ async fn deliver_one(b: &Broker, off: i64) -> bool {
     m.queue_id = qid;
     m.queue_offset = 0;
     m.physical_offset = 0;
-    let r = b.store.put_message(m).await;
+    let r = b.put_message(m).await;
     crate::delay::notify_ha(b, &r);
     if !r.status.is_stored() {
         return false;

@@ -3,6 +3,7 @@
 
 mod clients;
 mod crash;
+mod dledger;
 mod filter_timer;
 mod frames;
 mod ha;

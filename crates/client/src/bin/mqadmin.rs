@@ -536,7 +536,9 @@ async fn cluster_list(admin: &Admin, js: bool) -> Result<()> {
                 } else {
                     get("dledgerRole")
                 };
-                let ha = if *id == 0 {
+                let ha = if !get("dledgerRole").is_empty() {
+                    String::new()
+                } else if *id == 0 {
                     let n: usize = get("haSlaveCount").parse().unwrap_or(0);
                     let slaves: Vec<String> = (0..n)
                         .map(|i| {

@@ -241,6 +241,11 @@ impl DLedger {
         })
     }
 
+    /// `dLegerSelfId`.
+    pub fn self_id(&self) -> &str {
+        &self.cfg.self_id
+    }
+
     /// Position of this node in `dLegerPeers`.
     pub fn self_index(&self) -> u64 {
         self.self_index
@@ -285,8 +290,8 @@ impl DLedger {
 }
 
 /// Publishes the role from openraft's metrics. A new leader is "ready" once it has applied an
-/// entry of its own term (the blank entry it commits on election): everything committed before
-/// is then in its commitlog.
+/// entry of its own term (the blank entry it commits on election: everything committed before
+/// is then in its commitlog) and a quorum has acknowledged it within an election timeout.
 fn watch_role(
     raft: &Raft,
     cfg: &DLedgerConfig,

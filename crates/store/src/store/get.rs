@@ -144,6 +144,15 @@ impl MessageStore {
         r
     }
 
+    /// Every (topic, queue id) that has a consume queue.
+    pub fn queue_ids(&self) -> Vec<(String, i32)> {
+        let queues = self.inner.queues.read().unwrap_or_else(|e| e.into_inner());
+        queues
+            .iter()
+            .flat_map(|(t, m)| m.keys().map(move |q| (t.clone(), *q)))
+            .collect()
+    }
+
     /// First logical offset still readable in (topic, queue id); 0 for an unknown queue.
     pub fn min_offset_in_queue(&self, topic: &str, queue_id: i32) -> i64 {
         self.inner

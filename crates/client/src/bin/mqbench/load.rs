@@ -43,7 +43,11 @@ async fn account(
             }
         }
         Err(e) => {
-            s.stats.error(error_key(&e));
+            let key = error_key(&e);
+            if s.stats.first_of(&key) {
+                eprintln!("mqbench: first {key} error: {e}");
+            }
+            s.stats.error(key);
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

@@ -112,6 +112,15 @@ impl Stats {
             .or_default() += 1;
     }
 
+    /// True the first time an error of kind `key` is seen (its text is worth printing once).
+    pub fn first_of(&self, key: &str) -> bool {
+        !self
+            .errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(key)
+    }
+
     fn errors(&self) -> BTreeMap<String, u64> {
         self.errors
             .lock()

@@ -22,7 +22,7 @@ commands:
   bench [--quick] [--layouts] [--no-write]
                             release build, machine limits, then mqbench over 128 B / 1 KiB,
                             ASYNC/SYNC flush, 1/4/16 connections; writes docs/performance.md
-                            and docs/bench.svg (--layouts adds 2m-2s-async and 2m-2s-sync)
+                            and docs/bench.svg (--layouts adds 2m-2s-async, 2m-2s-sync, dledger)
   help                      this text";
 
 fn main() -> Result<()> {

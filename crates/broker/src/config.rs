@@ -189,9 +189,9 @@ pub struct DLedgerConf {
     pub self_id: String,
     /// `dLegerPeers` in order: (id, host:port).
     pub peers: Vec<(String, String)>,
-    /// `dLegerHeartbeatIntervalMs` (Ferrocket; default 200).
+    /// `dLegerHeartbeatIntervalMs` (Ferrocket; default 150).
     pub heartbeat_ms: u64,
-    /// `dLegerElectionTimeoutMs` (Ferrocket; default 1000): a follower that hears no leader for
+    /// `dLegerElectionTimeoutMs` (Ferrocket; default 600): a follower that hears no leader for
     /// between this and twice this starts an election.
     pub election_timeout_ms: u64,
 }
@@ -328,8 +328,8 @@ impl BrokerConfig {
                 group,
                 self_id,
                 peers,
-                heartbeat_ms: 200,
-                election_timeout_ms: 1000,
+                heartbeat_ms: 150,
+                election_timeout_ms: 600,
             };
             p.set("dLegerHeartbeatIntervalMs", &mut d.heartbeat_ms)?;
             p.set("dLegerElectionTimeoutMs", &mut d.election_timeout_ms)?;
@@ -531,14 +531,14 @@ impl BrokerConfig {
                 "dLegerHeartbeatIntervalMs",
                 self.dledger
                     .as_ref()
-                    .map_or(200, |d| d.heartbeat_ms)
+                    .map_or(150, |d| d.heartbeat_ms)
                     .to_string(),
             ),
             (
                 "dLegerElectionTimeoutMs",
                 self.dledger
                     .as_ref()
-                    .map_or(1000, |d| d.election_timeout_ms)
+                    .map_or(600, |d| d.election_timeout_ms)
                     .to_string(),
             ),
             (

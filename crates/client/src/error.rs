@@ -101,7 +101,12 @@ impl ClientError {
                     | ResponseCode::SERVICE_NOT_AVAILABLE
                     | ResponseCode::NO_PERMISSION
             )
-        ) || matches!(self, ClientError::Io { .. } | ClientError::Closed { .. })
+        ) || matches!(
+            self,
+            // A broker that stopped answering may have been replaced (a hung DLedger leader):
+            // ask the name server again rather than trust a route for another 30 s.
+            ClientError::Io { .. } | ClientError::Closed { .. } | ClientError::Timeout { .. }
+        )
     }
 }
 

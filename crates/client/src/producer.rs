@@ -460,6 +460,11 @@ impl Producer {
             let (mq, addr) = match self.pick(&p.topic, chosen.as_ref(), &tried).await {
                 Ok(x) => x,
                 Err(e) => {
+                    // A route without a master (one died, its successor has not registered
+                    // yet) is not kept for 30 s: the next send asks the name server again.
+                    if matches!(e, ClientError::NoRoute(_)) {
+                        self.inner.inst.router.forget(&p.topic);
+                    }
                     last = Some(e);
                     break;
                 }

@@ -3,6 +3,7 @@
 //! remoting client that sends real frames and reads real answers.
 
 mod client;
+pub mod dledger;
 mod process;
 
 pub use client::RawClient;

@@ -3,7 +3,7 @@
 //! Builds release binaries, measures the machine's limits ([`limits`]), starts a name server and
 //! one broker per flush type on loopback, runs `mqbench producer` over a fixed matrix (128 B and
 //! 1 KiB bodies x 1, 4 and 16 connections, 16 sends in flight each), and with `--layouts` the
-//! 2m-2s-async and 2m-2s-sync layouts through `cargo xtask up`. Unless `--no-write`, it replaces
+//! 2m-2s-async, 2m-2s-sync and dledger layouts through `cargo xtask up`. Unless `--no-write`, it replaces
 //! the generated section of `docs/performance.md` and writes `docs/bench.svg`.
 
 mod limits;
@@ -143,7 +143,7 @@ fn single(bins: &Path, dir: &Path, flush: &str) -> Result<(Procs, String)> {
 }
 
 /// Creates the benchmark topic (8 queues) on the cluster's masters, waiting for registration.
-fn create_topic(bins: &Path, ns: &str) -> Result<()> {
+fn create_topic(bins: &Path, ns: &str, cluster: &str) -> Result<()> {
     let t = Instant::now();
     loop {
         let out = Command::new(bins.join("mqadmin"))
@@ -239,7 +239,11 @@ fn layout(name: &str) -> Result<(Procs, String)> {
     let _ = fs::remove_dir_all(root().join("target/cluster").join(name));
     let child = spawn(&exe, &["up", name, "--release"], &log)?;
     let procs = Procs(vec![child]);
-    let ns = "127.0.0.2:9876;127.0.0.3:9876".to_string();
+    let ns = if name == "dledger" {
+        "127.0.0.2:9876".to_string()
+    } else {
+        "127.0.0.2:9876;127.0.0.3:9876".to_string()
+    };
     wait_port("127.0.0.2:9876", Duration::from_secs(120))?;
     Ok((procs, ns))
 }
@@ -378,7 +382,7 @@ pub fn bench(args: &[String]) -> Result<()> {
     let mut runs = Vec::new();
     for flush in FLUSHES {
         let (procs, ns) = single(&bins, &work.join(flush), flush)?;
-        create_topic(&bins, &ns)?;
+        create_topic(&bins, &ns, "DefaultCluster")?;
         for size in SIZES {
             for conns in CONNS {
                 let v = mqbench(&bins, &ns, size, conns, secs)?;
@@ -388,14 +392,18 @@ pub fn bench(args: &[String]) -> Result<()> {
         drop(procs);
     }
     if layouts {
-        for name in ["2m-2s-async", "2m-2s-sync"] {
+        for name in ["2m-2s-async", "2m-2s-sync", "dledger"] {
             let (procs, ns) = layout(name)?;
-            create_topic(&bins, &ns)?;
+            let cluster = if name == "dledger" {
+                "RaftCluster"
+            } else {
+                "DefaultCluster"
+            };
+            create_topic(&bins, &ns, cluster)?;
             let v = mqbench(&bins, &ns, 1024, 4, secs)?;
             runs.push(record(name, "stock conf", 1024, 4, &v));
             drop(procs);
         }
-        println!("dledger: skipped (DLedger mode is not implemented yet)");
     }
     let mut extra = String::new();
     for a in args {

@@ -4,213 +4,15 @@
 //! catching up, and the conf mistakes that must never split the group silently.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ferrocket_client::{ClientConfig, Message, Producer};
-use ferrocket_protocol::{RemotingCommand, RequestCode, SerializeType};
-use ferrocket_testkit::{bin_path, free_port_on, wait_for_port, ProcessGuard, RawClient, TempDir};
-
-use crate::util::{decode_all, pull_req};
-
-const GROUP: &str = "RaftNode00";
-const TOPIC: &str = "RaftTopic";
-
-struct Node {
-    ip: String,
-    port: u16,
-    conf: PathBuf,
-    log: PathBuf,
-    store: PathBuf,
-    guard: Option<ProcessGuard>,
-}
-
-impl Node {
-    fn addr(&self) -> String {
-        format!("{}:{}", self.ip, self.port)
-    }
-
-    fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        self.guard = Some(ProcessGuard::spawn(
-            "mqbroker",
-            Command::new(bin_path("mqbroker"))
-                .arg("-c")
-                .arg(&self.conf)
-                .env("RUST_LOG", "info")
-                .stdout(log.try_clone().unwrap())
-                .stderr(log),
-        ));
-        wait_for_port(&self.addr(), Duration::from_secs(30));
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut g) = self.guard.take() {
-            g.kill();
-        }
-    }
-
-    /// GET_BROKER_RUNTIME_INFO's table, empty when the node does not answer.
-    fn runtime(&self) -> BTreeMap<String, String> {
-        let Ok(mut c) = RawClient::connect(&self.addr()) else {
-            return BTreeMap::new();
-        };
-        c.set_read_timeout(Duration::from_secs(2));
-        let Ok(r) = c.call(RemotingCommand::request(
-            RequestCode::GET_BROKER_RUNTIME_INFO,
-        )) else {
-            return BTreeMap::new();
-        };
-        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
-        v["table"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-struct Group {
-    nodes: Vec<Node>,
-    namesrv: String,
-    _ns: ProcessGuard,
-    _dir: TempDir,
-}
-
-fn conf_text(ip: &str, port: u16, ns: &str, store: &Path, peers: &str, id: usize) -> String {
-    format!(
-        "brokerClusterName=RaftCluster\nbrokerName={GROUP}\nbrokerIP1={ip}\nlistenPort={port}\n\
-         namesrvAddr={ns}\nstorePathRootDir={}\nmappedFileSizeCommitLog=16777216\n\
-         enableDLegerCommitLog=true\ndLegerGroup={GROUP}\ndLegerPeers={peers}\ndLegerSelfId=n{id}\n\
-         sendMessageThreadPoolNums=4\n",
-        store.display()
-    )
-}
-
-fn broker_port(ip: &str) -> u16 {
-    loop {
-        let p = free_port_on(ip);
-        if p > 1030 && std::net::TcpListener::bind((ip, p - 2)).is_ok() {
-            return p;
-        }
-    }
-}
-
-impl Group {
-    fn start() -> Group {
-        let dir = TempDir::new("dledger");
-        let ns_port = free_port_on("127.0.0.1");
-        let namesrv = format!("127.0.0.1:{ns_port}");
-        let ns_conf = dir.path().join("namesrv.properties");
-        std::fs::write(
-            &ns_conf,
-            format!(
-                "listenPort={ns_port}\nbindAddress=127.0.0.1\nkvConfigPath={}\n",
-                dir.path().join("kv.json").display()
-            ),
-        )
-        .unwrap();
-        let ns = ProcessGuard::spawn(
-            "mqnamesrv",
-            Command::new(bin_path("mqnamesrv"))
-                .arg("-c")
-                .arg(&ns_conf)
-                .env("RUST_LOG", "warn"),
-        );
-        wait_for_port(&namesrv, Duration::from_secs(10));
-        let ips: Vec<String> = (11..14).map(|i| format!("127.0.0.{i}")).collect();
-        let raft_ports: Vec<u16> = ips.iter().map(|ip| free_port_on(ip)).collect();
-        let peers: Vec<String> = ips
-            .iter()
-            .zip(&raft_ports)
-            .enumerate()
-            .map(|(i, (ip, p))| format!("n{i}-{ip}:{p}"))
-            .collect();
-        let peers = peers.join(";");
-        let mut nodes = Vec::new();
-        for (i, ip) in ips.iter().enumerate() {
-            let port = broker_port(ip);
-            let store = dir.path().join(format!("n{i}"));
-            let conf = dir.path().join(format!("broker-n{i}.conf"));
-            std::fs::write(&conf, conf_text(ip, port, &namesrv, &store, &peers, i)).unwrap();
-            nodes.push(Node {
-                ip: ip.clone(),
-                port,
-                conf,
-                log: dir.path().join(format!("n{i}.log")),
-                store,
-                guard: None,
-            });
-        }
-        for n in &mut nodes {
-            n.start();
-        }
-        Group {
-            nodes,
-            namesrv,
-            _ns: ns,
-            _dir: dir,
-        }
-    }
-
-    /// The index of the node that is the ready leader (registered as master), waiting for one.
-    fn leader(&self, within: Duration) -> usize {
-        let t = Instant::now();
-        loop {
-            for (i, n) in self.nodes.iter().enumerate() {
-                if n.guard.is_some()
-                    && n.runtime().get("dledgerRole").map(String::as_str) == Some("LEADER")
-                {
-                    return i;
-                }
-            }
-            assert!(t.elapsed() < within, "no leader within {within:?}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Every message of the topic on node `i`, by queue, in queue order (a direct pull).
-    fn messages_on(&self, i: usize) -> BTreeMap<i32, Vec<String>> {
-        let mut c = RawClient::connect(&self.nodes[i].addr()).unwrap();
-        let mut out = BTreeMap::new();
-        for q in 0..4 {
-            let mut offset = 0;
-            let mut bodies = Vec::new();
-            loop {
-                let r = c
-                    .call(pull_req(
-                        "check",
-                        TOPIC,
-                        q,
-                        offset,
-                        "*",
-                        0,
-                        SerializeType::Json,
-                    ))
-                    .unwrap();
-                if r.code != 0 {
-                    break;
-                }
-                let msgs = decode_all(&r.body);
-                for m in &msgs {
-                    assert_eq!(m.queue_offset, offset, "no gaps in queue {q}");
-                    offset += 1;
-                    bodies.push(String::from_utf8_lossy(&m.body).into_owned());
-                }
-            }
-            out.insert(q, bodies);
-        }
-        out
-    }
-}
+use ferrocket_protocol::{RemotingCommand, RequestCode};
+use ferrocket_testkit::dledger::{
+    all_bodies, broker_port, caught_up, conf_text, Group, Node, TOPIC,
+};
+use ferrocket_testkit::{bin_path, free_port_on, RawClient, TempDir};
 
 fn producer(ns: &str) -> Producer {
     Producer::builder()
@@ -251,10 +53,6 @@ async fn send_load(
     (acked, longest)
 }
 
-fn all_bodies(by_queue: &BTreeMap<i32, Vec<String>>) -> Vec<String> {
-    by_queue.values().flatten().cloned().collect()
-}
-
 fn create_topic(g: &Group, leader: usize) {
     let mut c = RawClient::connect(&g.nodes[leader].addr()).unwrap();
     let r = c
@@ -267,25 +65,6 @@ fn create_topic(g: &Group, leader: usize) {
         )
         .unwrap();
     assert_eq!(r.code, 0, "{:?}", r.remark);
-}
-
-/// Waits until node `i` serves the same messages as node `j` (and `j` is not moving).
-fn caught_up(g: &Group, i: usize, j: usize, within: Duration) {
-    let t = Instant::now();
-    loop {
-        let a = all_bodies(&g.messages_on(i));
-        let b = all_bodies(&g.messages_on(j));
-        if !b.is_empty() && a == b {
-            return;
-        }
-        assert!(
-            t.elapsed() < within,
-            "n{i} did not catch up with n{j}: {} vs {} messages",
-            a.len(),
-            b.len()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -152,7 +152,7 @@ fn create_topic(bins: &Path, ns: &str, cluster: &str) -> Result<()> {
                 "-n",
                 ns,
                 "-c",
-                "DefaultCluster",
+                cluster,
                 "-t",
                 "BenchmarkTest",
             ])

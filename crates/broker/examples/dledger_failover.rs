@@ -1,7 +1,7 @@
 //! DLedger failover benchmark (docs/performance.md): a three-node group as processes on
 //! 127.0.0.11-13, one producer sending continuously, and KILLS leader kills (SIGKILL), each
 //! followed by a restart of the killed node once sends resume. Reports, per kill, the time from
-//! the kill to the first successful send, then median and max, and checks that every
+//! the kill to the first successful send begun after it, then median and max, and checks that every
 //! acknowledged message is on the final leader.
 //!
 //! ```sh
@@ -43,7 +43,8 @@ async fn main() -> anyhow::Result<()> {
         .group("failover_bench")
         .retries(4)
         .build()?;
-    let acked: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
+    // (send started, acknowledged, body)
+    let acked: Arc<Mutex<Vec<(Instant, Instant, String)>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let sender = {
         let (acked, stop) = (acked.clone(), stop.clone());
@@ -52,12 +53,13 @@ async fn main() -> anyhow::Result<()> {
             while !stop.load(Ordering::Relaxed) {
                 let body = format!("f-{i}");
                 i += 1;
+                let started = Instant::now();
                 match producer
                     .send(Message::new(TOPIC, body.clone().into_bytes()))
                     .await
                 {
                     Ok(r) if r.status == SendStatus::SendOk => {
-                        acked.lock().unwrap().push((Instant::now(), body));
+                        acked.lock().unwrap().push((started, Instant::now(), body));
                     }
                     _ => tokio::time::sleep(Duration::from_millis(20)).await,
                 }
@@ -78,9 +80,9 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap()
                 .iter()
                 .rev()
-                .take_while(|(t, _)| *t > killed_at)
+                .take_while(|(started, _, _)| *started > killed_at)
                 .last()
-                .map(|(t, _)| *t);
+                .map(|(_, done, _)| *done);
             if let Some(t) = first {
                 break t;
             }
@@ -104,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
     let leader = g.leader(Duration::from_secs(30));
     let held: HashSet<String> = all_bodies(&g.messages_on(leader)).into_iter().collect();
     let acked = acked.lock().unwrap();
-    let lost = acked.iter().filter(|(_, b)| !held.contains(b)).count();
+    let lost = acked.iter().filter(|(_, _, b)| !held.contains(b)).count();
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(

@@ -430,6 +430,95 @@ impl Admin {
         Ok(out)
     }
 
+    /// Names of the subscription groups the masters know (GET_ALL_SUBSCRIPTIONGROUP_CONFIG),
+    /// RocketMQ's own system groups included.
+    pub async fn groups(&self) -> Result<Vec<String>> {
+        let mut out = std::collections::BTreeSet::new();
+        for (_, addr) in self.masters("").await? {
+            let req = RemotingCommand::request(RequestCode::GET_ALL_SUBSCRIPTIONGROUP_CONFIG);
+            let Ok(r) = self.call(&addr, req).await else {
+                continue;
+            };
+            let v = parse_json("SubscriptionGroupWrapper", &r.body)?;
+            if let Some(t) = v["subscriptionGroupTable"].as_object() {
+                out.extend(t.keys().cloned());
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Up to `max` messages of `topic` stored between `begin_ms` and `end_ms`, from every
+    /// queue (SEARCH_OFFSET_BY_TIMESTAMP, then plain pulls; no consumer offset is touched).
+    pub async fn messages_between(
+        &self,
+        topic: &str,
+        begin_ms: i64,
+        end_ms: i64,
+        max: usize,
+    ) -> Result<Vec<MessageExt>> {
+        let route = self.topic_route(topic).await?;
+        let mut out = Vec::new();
+        for b in &route.broker_datas {
+            let Some(addr) = b.broker_addrs.get(&0).or_else(|| b.broker_addrs.values().next())
+            else {
+                continue;
+            };
+            let queues = route
+                .queue_datas
+                .iter()
+                .find(|q| q.broker_name == b.broker_name)
+                .map_or(0, |q| q.read_queue_nums);
+            for q in 0..queues {
+                let search = RemotingCommand::request(RequestCode::SEARCH_OFFSET_BY_TIMESTAMP)
+                    .with_ext("topic", topic)
+                    .with_ext("queueId", q)
+                    .with_ext("timestamp", begin_ms);
+                let Ok(r) = self.call(addr, search).await else {
+                    continue;
+                };
+                let mut offset: i64 = r.ext("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
+                'queue: while out.len() < max {
+                    let pull = RemotingCommand::request(RequestCode::PULL_MESSAGE)
+                        .with_ext("consumerGroup", "mqconsole")
+                        .with_ext("topic", topic)
+                        .with_ext("queueId", q)
+                        .with_ext("queueOffset", offset)
+                        .with_ext("maxMsgNums", 32)
+                        .with_ext("sysFlag", 0x4)
+                        .with_ext("commitOffset", 0)
+                        .with_ext("suspendTimeoutMillis", 0)
+                        .with_ext("subscription", "*")
+                        .with_ext("subVersion", 0)
+                        .with_ext("expressionType", "TAG");
+                    let r = self
+                        .inst
+                        .pool()
+                        .invoke(addr, pull, self.inst.timeout())
+                        .await?;
+                    if r.code != 0 {
+                        break;
+                    }
+                    let views = decode_all(&r.body, false).map_err(|e| ClientError::Decode {
+                        what: "messages",
+                        reason: e.to_string(),
+                    })?;
+                    if views.is_empty() {
+                        break;
+                    }
+                    for v in views {
+                        offset = v.queue_offset + 1;
+                        if v.store_timestamp > end_ms || out.len() >= max {
+                            break 'queue;
+                        }
+                        out.push(MessageExt::from_stored(v.to_owned_message(), &b.broker_name));
+                    }
+                }
+            }
+        }
+        out.sort_by_key(|m| m.store_timestamp);
+        Ok(out)
+    }
+
     /// Creates or updates a subscription group on the masters of `cluster`.
     pub async fn update_sub_group(
         &self,

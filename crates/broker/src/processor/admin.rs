@@ -213,7 +213,13 @@ fn ha_runtime_info(b: &Arc<Broker>, kv: &mut impl FnMut(&str, String)) {
     }
     if let Some(d) = b.dledger.get() {
         let r = d.node.role();
-        kv("dledgerRole", r.state.to_string());
+        // "LEADER" only for the leader that serves as master: a node restarting with its own old
+        // vote is briefly leader of a stale term until the others answer.
+        let role = match (r.state, r.leader_ready) {
+            ("LEADER", false) => "LEADER_PENDING",
+            (s, _) => s,
+        };
+        kv("dledgerRole", role.to_string());
         kv("dledgerTerm", r.term.to_string());
         // Applied implies committed: the commit point this node has reached.
         kv("dledgerCommitIndex", r.applied_index.to_string());

@@ -1,6 +1,6 @@
 //! `cargo xtask dist`: the release tarball, reproducible (sorted entries, fixed times and owners).
 //!
-//! Layout: `bin/` (POSIX sh scripts `mqnamesrv`, `mqbroker`, `mqadmin`, `mqshutdown`, with the
+//! Layout: `bin/` (POSIX sh scripts `mqnamesrv`, `mqbroker`, `mqadmin`, `mqconsole`, `mqshutdown`, with the
 //! native programs in `bin/native/`), `conf/` (the deploy layouts), `docs/`, `LICENSE`,
 //! `CHANGELOG.md`.
 
@@ -18,6 +18,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("mqnamesrv", "ferrocket-namesrv"),
     ("mqbroker", "ferrocket-broker"),
     ("mqadmin", "ferrocket-client"),
+    ("mqconsole", "ferrocket-console"),
 ];
 
 /// Fixed modification time of every entry (2024-01-01T00:00:00Z), for reproducible bytes.
@@ -213,6 +214,7 @@ mkdir -p "$LOG_DIR"
         )
     };
     let admin = format!("{head}exec \"$BASE_DIR/bin/native/mqadmin\" \"$@\"\n");
+    let console = format!("{head}exec \"$BASE_DIR/bin/native/mqconsole\" \"$@\"\n");
     let shutdown = r#"#!/bin/sh
 # Ferrocket: stop the local mqbroker or mqnamesrv processes (SIGTERM: they flush and unregister).
 case "$1" in
@@ -247,6 +249,7 @@ exit 1
         ("mqnamesrv", server("mqnamesrv", "namesrv.log")),
         ("mqbroker", server("mqbroker", "broker.log")),
         ("mqadmin", admin),
+        ("mqconsole", console),
         ("mqshutdown", shutdown),
     ]
 }

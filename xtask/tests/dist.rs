@@ -112,6 +112,7 @@ fn tarball_is_reproducible_and_runs_from_anywhere() {
         "bin/mqnamesrv",
         "bin/mqbroker",
         "bin/mqadmin",
+        "bin/mqconsole",
         "bin/mqshutdown",
         "LICENSE",
         "CHANGELOG.md",

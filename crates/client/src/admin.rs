@@ -459,7 +459,10 @@ impl Admin {
         let route = self.topic_route(topic).await?;
         let mut out = Vec::new();
         for b in &route.broker_datas {
-            let Some(addr) = b.broker_addrs.get(&0).or_else(|| b.broker_addrs.values().next())
+            let Some(addr) = b
+                .broker_addrs
+                .get(&0)
+                .or_else(|| b.broker_addrs.values().next())
             else {
                 continue;
             };
@@ -510,7 +513,10 @@ impl Admin {
                         if v.store_timestamp > end_ms || out.len() >= max {
                             break 'queue;
                         }
-                        out.push(MessageExt::from_stored(v.to_owned_message(), &b.broker_name));
+                        out.push(MessageExt::from_stored(
+                            v.to_owned_message(),
+                            &b.broker_name,
+                        ));
                     }
                 }
             }

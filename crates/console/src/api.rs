@@ -58,9 +58,9 @@ pub async fn cluster(State(s): Shared) -> ApiResult {
             for (id, addr) in &bd.broker_addrs {
                 let rt = s.admin.broker_runtime(addr).await.unwrap_or_default();
                 let raft_role = rt.get("dledgerRole").cloned();
-                let role = raft_role.clone().unwrap_or_else(|| {
-                    if *id == 0 { "MASTER" } else { "SLAVE" }.to_string()
-                });
+                let role = raft_role
+                    .clone()
+                    .unwrap_or_else(|| if *id == 0 { "MASTER" } else { "SLAVE" }.to_string());
                 let disk: f64 = rt
                     .get("commitLogDiskRatio")
                     .and_then(|v| v.parse().ok())
@@ -136,11 +136,13 @@ pub async fn group(State(s): Shared, Path(group): Path<String>) -> ApiResult {
     let lag: i64 = progress.iter().map(|q| q.diff.max(0)).sum();
     let queues: Vec<Value> = progress
         .iter()
-        .map(|q| json!({
-            "topic": q.topic, "brokerName": q.broker_name, "queueId": q.queue_id,
-            "brokerOffset": q.broker_offset, "consumerOffset": q.consumer_offset, "lag": q.diff,
-            "lastTimestamp": q.last_timestamp,
-        }))
+        .map(|q| {
+            json!({
+                "topic": q.topic, "brokerName": q.broker_name, "queueId": q.queue_id,
+                "brokerOffset": q.broker_offset, "consumerOffset": q.consumer_offset, "lag": q.diff,
+                "lastTimestamp": q.last_timestamp,
+            })
+        })
         .collect();
     let clients: Vec<Value> = members
         .as_ref()
@@ -313,5 +315,7 @@ pub async fn reset_offset(
         .iter()
         .map(|(mq, off)| json!({ "brokerName": mq.broker_name, "queueId": mq.queue_id, "offset": off }))
         .collect();
-    Ok(Json(json!({ "group": group, "topic": req.topic, "queues": queues })))
+    Ok(Json(
+        json!({ "group": group, "topic": req.topic, "queues": queues }),
+    ))
 }

@@ -7,7 +7,11 @@ use clap::Parser;
 use ferrocket_console::{serve, ConsoleConfig};
 
 #[derive(Debug, Parser)]
-#[command(name = "mqconsole", version, about = "Ferrocket / RocketMQ web console")]
+#[command(
+    name = "mqconsole",
+    version,
+    about = "Ferrocket / RocketMQ web console"
+)]
 struct Cli {
     /// Name servers, `host:port;host:port` (default: $NAMESRV_ADDR).
     #[arg(short = 'n', long = "namesrvAddr")]

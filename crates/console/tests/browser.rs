@@ -279,16 +279,28 @@ async fn pages_show_the_cluster_topics_messages_and_a_failover() {
         .group("console_test")
         .build()
         .unwrap();
+    let started = Instant::now();
     for i in 0..5 {
-        p.send(
-            Message::new("ConsoleTopic", format!("body-{i}").into_bytes())
-                .with_tags("TagA")
-                .with_keys([format!("order-{i}")]),
-        )
-        .await
-        .unwrap();
+        let msg = Message::new("ConsoleTopic", format!("body-{i}").into_bytes())
+            .with_tags("TagA")
+            .with_keys([format!("order-{i}")]);
+        // The brokers register within a moment of listening: until then there is no route.
+        while let Err(e) = p.send(msg.clone()).await {
+            assert!(started.elapsed() < Duration::from_secs(30), "send: {e}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
     p.shutdown().await;
+    // A group that has committed offset 0 on every queue: its lag is the 5 messages.
+    let admin = ferrocket_client::Admin::new(ClientConfig::new(ns.clone())).unwrap();
+    admin
+        .update_sub_group("ConsoleCluster", "console_reader", 16, false)
+        .await
+        .unwrap();
+    admin
+        .reset_offset_by_time("console_reader", "ConsoleTopic", 0)
+        .await
+        .unwrap();
 
     let web_port = free_port_on("127.0.0.1");
     let web = format!("127.0.0.1:{web_port}");
@@ -332,6 +344,12 @@ async fn pages_show_the_cluster_topics_messages_and_a_failover() {
         );
         b.screenshot("messages");
 
+        b.open(&format!("{base}#/groups/console_reader"));
+        b.wait_for("the group's lag", Duration::from_secs(20), |t| {
+            t.contains("Consumer group console_reader") && t.contains("Total lag: 5")
+        });
+        b.screenshot("group");
+
         b.open(&format!("{base}#/cluster"));
         b.wait_for("the master again", Duration::from_secs(20), |t| {
             t.contains(&master_addr)
@@ -354,4 +372,119 @@ async fn pages_show_the_cluster_topics_messages_and_a_failover() {
     })
     .await
     .unwrap();
+}
+
+/// A plain HTTP request to the console; returns (status, body).
+fn console_call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{auth}\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let code = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+#[test]
+fn writes_need_the_flag_and_the_token() {
+    let dir = TempDir::new("console-writes");
+    let ns_port = free_port_on("127.0.0.1");
+    let ns = format!("127.0.0.1:{ns_port}");
+    let ns_conf = dir.path().join("namesrv.properties");
+    std::fs::write(
+        &ns_conf,
+        format!(
+            "listenPort={ns_port}\nbindAddress=127.0.0.1\nkvConfigPath={}\n",
+            dir.path().join("kv.json").display()
+        ),
+    )
+    .unwrap();
+    let _ns = ProcessGuard::spawn(
+        "mqnamesrv",
+        Command::new(bin_path("mqnamesrv"))
+            .arg("-c")
+            .arg(&ns_conf)
+            .env("RUST_LOG", "warn"),
+    );
+    wait_for_port(&ns, Duration::from_secs(10));
+    let (_master, _) = broker(
+        dir.path(),
+        "m",
+        "127.0.0.33",
+        &ns,
+        "brokerRole=ASYNC_MASTER",
+    );
+    let create = r#"{"cluster":"ConsoleCluster","topic":"MadeInConsole","queues":2}"#;
+
+    let ro = format!("127.0.0.1:{}", free_port_on("127.0.0.1"));
+    let _ro = ProcessGuard::spawn(
+        "mqconsole",
+        Command::new(bin_path("mqconsole")).args(["-n", &ns, "--listen", &ro]),
+    );
+    wait_for_port(&ro, Duration::from_secs(10));
+    let (code, body) = console_call(&ro, "POST", "/api/topics", Some("anything"), create);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("read-only"), "{body}");
+
+    let rw = format!("127.0.0.1:{}", free_port_on("127.0.0.1"));
+    let _rw = ProcessGuard::spawn(
+        "mqconsole",
+        Command::new(bin_path("mqconsole")).args([
+            "-n",
+            &ns,
+            "--listen",
+            &rw,
+            "--allow-writes",
+            "--token",
+            "s3cret",
+        ]),
+    );
+    wait_for_port(&rw, Duration::from_secs(10));
+    assert_eq!(
+        console_call(&rw, "POST", "/api/topics", None, create).0,
+        401
+    );
+    assert_eq!(
+        console_call(&rw, "POST", "/api/topics", Some("wrong"), create).0,
+        401
+    );
+    // The broker registers within a moment of starting; retry until the cluster is known.
+    let t = Instant::now();
+    loop {
+        let (code, body) = console_call(&rw, "POST", "/api/topics", Some("s3cret"), create);
+        if code == 200 {
+            assert!(body.contains("MadeInConsole"), "{body}");
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "{code} {body}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (code, body) = console_call(&rw, "GET", "/api/topics/MadeInConsole", None, "");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"write\":2"), "{body}");
+    let (code, body) = console_call(&rw, "GET", "/api/messages", None, "");
+    assert_eq!(code, 400, "{body}");
 }

@@ -189,9 +189,9 @@ pub struct DLedgerConf {
     pub self_id: String,
     /// `dLegerPeers` in order: (id, host:port).
     pub peers: Vec<(String, String)>,
-    /// `dLegerHeartbeatIntervalMs` (Ferrocket; default 150).
+    /// `dLegerHeartbeatIntervalMs` (Ferrocket; default 100).
     pub heartbeat_ms: u64,
-    /// `dLegerElectionTimeoutMs` (Ferrocket; default 600): a follower that hears no leader for
+    /// `dLegerElectionTimeoutMs` (Ferrocket; default 400): a follower that hears no leader for
     /// between this and twice this starts an election.
     pub election_timeout_ms: u64,
 }
@@ -328,8 +328,8 @@ impl BrokerConfig {
                 group,
                 self_id,
                 peers,
-                heartbeat_ms: 150,
-                election_timeout_ms: 600,
+                heartbeat_ms: 100,
+                election_timeout_ms: 400,
             };
             p.set("dLegerHeartbeatIntervalMs", &mut d.heartbeat_ms)?;
             p.set("dLegerElectionTimeoutMs", &mut d.election_timeout_ms)?;
@@ -531,14 +531,14 @@ impl BrokerConfig {
                 "dLegerHeartbeatIntervalMs",
                 self.dledger
                     .as_ref()
-                    .map_or(150, |d| d.heartbeat_ms)
+                    .map_or(100, |d| d.heartbeat_ms)
                     .to_string(),
             ),
             (
                 "dLegerElectionTimeoutMs",
                 self.dledger
                     .as_ref()
-                    .map_or(600, |d| d.election_timeout_ms)
+                    .map_or(400, |d| d.election_timeout_ms)
                     .to_string(),
             ),
             (

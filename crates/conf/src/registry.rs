@@ -312,8 +312,8 @@ const BROKER: &[(&str, &str)] = &[
     ("dLegerPeers", ""),
     ("dLegerSelfId", ""),
     // Ferrocket's own: Raft timing of DLedger mode (RocketMQ's DLedger fails over in ~10 s).
-    ("dLegerHeartbeatIntervalMs", "150"),
-    ("dLegerElectionTimeoutMs", "600"),
+    ("dLegerHeartbeatIntervalMs", "100"),
+    ("dLegerElectionTimeoutMs", "400"),
     ("preferredLeaderId", ""),
     ("enableBatchPush", "false"),
     ("enableScheduleMessageStats", "true"),

@@ -230,3 +230,37 @@ fn conf_mistakes_are_refused_loudly() {
     );
     assert!(text.contains("same dLegerSelfId"), "{text}");
 }
+
+#[test]
+fn a_send_without_a_quorum_is_flush_slave_timeout_not_busy() {
+    let mut g = Group::start();
+    let leader = g.leader(Duration::from_secs(30));
+    create_topic(&g, leader);
+    for i in (0..3).filter(|i| *i != leader) {
+        g.nodes[i].kill();
+    }
+    let mut c = RawClient::connect(&g.nodes[leader].addr()).unwrap();
+    c.set_read_timeout(Duration::from_secs(20));
+    let req = crate::util::send_req(
+        TOPIC,
+        0,
+        b"alone",
+        None,
+        true,
+        ferrocket_protocol::SerializeType::Json,
+    );
+    let t = Instant::now();
+    let r = c.call(req).unwrap();
+    // Stored on the leader, not confirmed by a majority: RocketMQ's FLUSH_SLAVE_TIMEOUT, which
+    // clients report without retrying (a retry could duplicate it once the quorum is back).
+    assert_eq!(
+        r.code,
+        ferrocket_protocol::ResponseCode::FLUSH_SLAVE_TIMEOUT as i32,
+        "{:?}",
+        r.remark
+    );
+    assert!(
+        t.elapsed() >= Duration::from_secs(2),
+        "waited for slaveTimeout"
+    );
+}

@@ -1,5 +1,5 @@
 //! DLedger failover benchmark (docs/performance.md): a three-node group as processes on
-//! 127.0.0.11-13, one producer sending continuously, and KILLS leader kills (SIGKILL), each
+//! 127.0.0.11-13 (127.0.N.x for later groups), one producer sending continuously, and KILLS leader kills (SIGKILL), each
 //! followed by a restart of the killed node once sends resume. Reports, per kill, the time from
 //! the kill to the first successful send begun after it, then median and max, and checks that every
 //! acknowledged message is on the final leader.

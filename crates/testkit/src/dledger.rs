@@ -1,5 +1,5 @@
 //! A DLedger group as processes: a name server and three `mqbroker` nodes of one
-//! `dLegerGroup`, each on its own loopback address (127.0.0.11-13), with helpers to find the
+//! `dLegerGroup`, each on its own loopback address (127.0.N.11-13), with helpers to find the
 //! leader and read what each node serves. Used by the broker's tests and its failover benchmark.
 
 use std::collections::BTreeMap;
@@ -131,16 +131,49 @@ pub fn conf_text(ip: &str, port: u16, ns: &str, store: &Path, peers: &str, id: u
 }
 
 pub fn broker_port(ip: &str) -> u16 {
-    loop {
-        let p = free_port_on(ip);
-        if p > 1030 && std::net::TcpListener::bind((ip, p - 2)).is_ok() {
-            return p;
+    Ports::default().broker(ip)
+}
+
+/// Picks ports that are free now and distinct from each other (a port released by one pick
+/// could otherwise come back for the next).
+#[derive(Default)]
+pub struct Ports(std::collections::HashSet<(String, u16)>);
+
+impl Ports {
+    /// A free port.
+    pub fn any(&mut self, ip: &str) -> u16 {
+        loop {
+            let p = free_port_on(ip);
+            if self.0.insert((ip.to_string(), p)) {
+                return p;
+            }
+        }
+    }
+
+    /// A broker listen port: it and `port - 2` free and unused.
+    pub fn broker(&mut self, ip: &str) -> u16 {
+        loop {
+            let p = free_port_on(ip);
+            let fast = p.wrapping_sub(2);
+            if p > 1030
+                && !self.0.contains(&(ip.to_string(), p))
+                && !self.0.contains(&(ip.to_string(), fast))
+                && std::net::TcpListener::bind((ip, fast)).is_ok()
+            {
+                self.0.insert((ip.to_string(), p));
+                self.0.insert((ip.to_string(), fast));
+                return p;
+            }
         }
     }
 }
 
+/// Each group of a process gets its own addresses (127.0.N.11-13), so groups of tests running
+/// in parallel never race for one port.
+static NEXT_GROUP: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
 impl Group {
-    /// A name server on 127.0.0.1 and three nodes on 127.0.0.11-13, started.
+    /// A name server on 127.0.0.1 and three nodes on 127.0.N.11-13, started.
     pub fn start() -> Group {
         let dir = TempDir::new("dledger");
         let ns_port = free_port_on("127.0.0.1");
@@ -162,8 +195,10 @@ impl Group {
                 .env("RUST_LOG", "warn"),
         );
         wait_for_port(&namesrv, Duration::from_secs(10));
-        let ips: Vec<String> = (11..14).map(|i| format!("127.0.0.{i}")).collect();
-        let raft_ports: Vec<u16> = ips.iter().map(|ip| free_port_on(ip)).collect();
+        let net = NEXT_GROUP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ips: Vec<String> = (11..14).map(|i| format!("127.0.{net}.{i}")).collect();
+        let mut ports = Ports::default();
+        let raft_ports: Vec<u16> = ips.iter().map(|ip| ports.any(ip)).collect();
         let peers: Vec<String> = ips
             .iter()
             .zip(&raft_ports)
@@ -173,7 +208,7 @@ impl Group {
         let peers = peers.join(";");
         let mut nodes = Vec::new();
         for (i, ip) in ips.iter().enumerate() {
-            let port = broker_port(ip);
+            let port = ports.broker(ip);
             let store = dir.path().join(format!("n{i}"));
             let conf = dir.path().join(format!("broker-n{i}.conf"));
             std::fs::write(&conf, conf_text(ip, port, &namesrv, &store, &peers, i)).unwrap();

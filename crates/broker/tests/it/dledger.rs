@@ -1,5 +1,5 @@
 //! DLedger mode: three `mqbroker` processes of one `dLegerGroup`, each on its own loopback
-//! address (127.0.0.11-13), with a name server. Election, replication, SIGKILL and SIGSTOP of
+//! address (127.0.N.11-13), with a name server. Election, replication, SIGKILL and SIGSTOP of
 //! the leader under load (bounded in count and time), a restarted and a wiped follower
 //! catching up, and the conf mistakes that must never split the group silently.
 
@@ -9,10 +9,8 @@ use std::time::{Duration, Instant};
 
 use ferrocket_client::{ClientConfig, Message, Producer};
 use ferrocket_protocol::{RemotingCommand, RequestCode};
-use ferrocket_testkit::dledger::{
-    all_bodies, broker_port, caught_up, conf_text, Group, Node, TOPIC,
-};
-use ferrocket_testkit::{bin_path, free_port_on, RawClient, TempDir};
+use ferrocket_testkit::dledger::{all_bodies, caught_up, conf_text, Group, Node, Ports, TOPIC};
+use ferrocket_testkit::{bin_path, RawClient, TempDir};
 
 fn producer(ns: &str) -> Producer {
     Producer::builder()
@@ -164,13 +162,14 @@ fn conf_mistakes_are_refused_loudly() {
     let dir = TempDir::new("dledger-conf");
     let ns = "127.0.0.1:9"; // nothing listens: registration is not what is tested
     let ip = "127.0.0.21";
-    let raft: Vec<u16> = (0..3).map(|_| free_port_on(ip)).collect();
+    let mut ports = Ports::default();
+    let raft: Vec<u16> = (0..3).map(|_| ports.any(ip)).collect();
     let peers = |third: u16| format!("n0-{ip}:{};n1-{ip}:{};n2-{ip}:{third}", raft[0], raft[1]);
     let good = peers(raft[2]);
     let other = peers(raft[2] + 1);
     let mut nodes = Vec::new();
     for (i, p) in [(0, &good), (1, &other)] {
-        let port = broker_port(ip);
+        let port = ports.broker(ip);
         let store = dir.path().join(format!("n{i}"));
         let conf = dir.path().join(format!("n{i}.conf"));
         std::fs::write(&conf, conf_text(ip, port, ns, &store, p, i)).unwrap();
@@ -210,7 +209,7 @@ fn conf_mistakes_are_refused_loudly() {
         .all(|n| n.runtime().get("dledgerRole").map(String::as_str) != Some("LEADER")));
 
     // A second node with the same dLegerSelfId cannot take the first one's Raft address.
-    let port = broker_port(ip);
+    let port = ports.broker(ip);
     let conf = dir.path().join("dup.conf");
     std::fs::write(
         &conf,
@@ -263,4 +262,53 @@ fn a_send_without_a_quorum_is_flush_slave_timeout_not_busy() {
         t.elapsed() >= Duration::from_secs(2),
         "waited for slaveTimeout"
     );
+}
+
+#[test]
+fn the_whole_group_restarted_elects_again_and_keeps_its_messages() {
+    let mut g = Group::start();
+    let leader = g.leader(Duration::from_secs(30));
+    create_topic(&g, leader);
+    let mut c = RawClient::connect(&g.nodes[leader].addr()).unwrap();
+    for i in 0..10 {
+        let req = crate::util::send_req(
+            TOPIC,
+            i % 4,
+            format!("before-{i}").as_bytes(),
+            None,
+            true,
+            ferrocket_protocol::SerializeType::Json,
+        );
+        assert_eq!(c.call(req).unwrap().code, 0);
+    }
+    drop(c);
+    for n in &mut g.nodes {
+        n.kill();
+    }
+    for n in &mut g.nodes {
+        n.start();
+    }
+    // The old leader comes back with its own vote; whoever leads, it must become ready.
+    let leader = g.leader(Duration::from_secs(30));
+    let mut c = RawClient::connect(&g.nodes[leader].addr()).unwrap();
+    let req = crate::util::send_req(
+        TOPIC,
+        0,
+        b"after",
+        None,
+        true,
+        ferrocket_protocol::SerializeType::Json,
+    );
+    let t = Instant::now();
+    loop {
+        let r = c.call(req.clone()).unwrap();
+        if r.code == 0 {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "{:?}", r.remark);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let bodies = all_bodies(&g.messages_on(leader));
+    assert_eq!(bodies.len(), 11, "{bodies:?}");
+    assert!(bodies.contains(&"after".to_string()));
 }

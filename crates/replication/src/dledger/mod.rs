@@ -290,8 +290,8 @@ impl DLedger {
 }
 
 /// Publishes the role from openraft's metrics. A new leader is "ready" once it has applied an
-/// entry of its own term after becoming leader (the blank entry it commits on election):
-/// everything committed before is then in its commitlog.
+/// entry of its own term (the blank entry it commits on election: everything committed before
+/// is then in its commitlog) and a quorum acknowledged it within an election timeout.
 fn watch_role(
     raft: &Raft,
     cfg: &DLedgerConfig,
@@ -299,30 +299,22 @@ fn watch_role(
 ) -> watch::Receiver<Role> {
     let mut metrics = raft.metrics();
     let peers = cfg.peers.clone();
-    // The applied index when this process last saw itself become leader. A node restarting with
-    // its own committed vote is restored as leader of that old term; it is not ready until it
-    // applies an entry after that (the blank entry of a real election), which a stale leader
-    // never does.
-    let mut lead_from: Option<u64> = None;
-    let mut role_of = move |m: &RaftMetrics<NodeId, BasicNode>| {
-        let applied = m.last_applied.map_or(0, |a| a.index);
-        if m.state == ServerState::Leader {
-            lead_from.get_or_insert(applied);
-        } else {
-            lead_from = None;
-        }
-        Role {
-            leader_ready: m.state == ServerState::Leader
-                && m.last_applied
-                    .is_some_and(|a| a.leader_id.term == m.current_term)
-                && lead_from.is_some_and(|from| applied > from),
-            state: state_name(m.state),
-            term: m.current_term,
-            applied_index: applied,
-            leader: m
-                .current_leader
-                .and_then(|i| peers.get(i as usize).map(|(id, _)| id.clone())),
-        }
+    let lease = cfg.election_max.as_millis() as u64;
+    // A node restarting with its own committed vote is restored as leader of that term. If the
+    // others moved on, they never acknowledge it and it steps down; if they did not (the whole
+    // group restarted), their acknowledgements make it ready. So: ready = leader, applied an
+    // entry of its term, and acknowledged by a quorum within an election timeout.
+    let role_of = move |m: &RaftMetrics<NodeId, BasicNode>| Role {
+        leader_ready: m.state == ServerState::Leader
+            && m.last_applied
+                .is_some_and(|a| a.leader_id.term == m.current_term)
+            && m.millis_since_quorum_ack.is_some_and(|ms| ms < lease),
+        state: state_name(m.state),
+        term: m.current_term,
+        applied_index: m.last_applied.map_or(0, |a| a.index),
+        leader: m
+            .current_leader
+            .and_then(|i| peers.get(i as usize).map(|(id, _)| id.clone())),
     };
     let first = role_of(&metrics.borrow());
     let (tx, rx) = watch::channel(first);

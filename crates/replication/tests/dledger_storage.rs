@@ -65,7 +65,7 @@ fn id(term: u64, index: u64) -> LogId<u64> {
 fn normal(term: u64, index: u64, data: &'static [u8]) -> Entry {
     Entry {
         log_id: id(term, index),
-        payload: EntryPayload::Normal(Request(Bytes::from_static(data))),
+        payload: EntryPayload::Normal(Request::new(data)),
     }
 }
 

@@ -14,7 +14,8 @@ use super::pb;
 use super::types::{Entry, NodeId, Request, TypeConfig};
 
 const BLANK: u8 = 0;
-const NORMAL: u8 = 1;
+/// Kind byte of a proposal (a [`Request`] starts with it).
+pub(crate) const NORMAL: u8 = 1;
 const MEMBERSHIP: u8 = 2;
 
 /// A malformed payload (from a peer or from disk).
@@ -139,20 +140,15 @@ pub fn snapshot_meta_from_json(b: &[u8]) -> Result<SnapshotMeta<NodeId, BasicNod
     })
 }
 
-/// The payload bytes of an entry: kind byte, then data.
-pub fn payload_bytes(p: &EntryPayload<TypeConfig>) -> Vec<u8> {
+/// The payload bytes of an entry: kind byte, then data (a proposal's are shared, not copied).
+pub fn payload_bytes(p: &EntryPayload<TypeConfig>) -> Bytes {
     match p {
-        EntryPayload::Blank => vec![BLANK],
-        EntryPayload::Normal(r) => {
-            let mut v = Vec::with_capacity(1 + r.0.len());
-            v.push(NORMAL);
-            v.extend_from_slice(&r.0);
-            v
-        }
+        EntryPayload::Blank => Bytes::from_static(&[BLANK]),
+        EntryPayload::Normal(r) => r.0.clone(),
         EntryPayload::Membership(m) => {
             let mut v = vec![MEMBERSHIP];
             v.extend_from_slice(membership_to_json(m).to_string().as_bytes());
-            v
+            Bytes::from(v)
         }
     }
 }
@@ -161,7 +157,7 @@ pub fn payload_bytes(p: &EntryPayload<TypeConfig>) -> Vec<u8> {
 pub fn entry_from(log_id: LogId<NodeId>, payload: Bytes) -> Result<Entry, CodecError> {
     let payload = match payload.first() {
         Some(&BLANK) => EntryPayload::Blank,
-        Some(&NORMAL) => EntryPayload::Normal(Request(payload.slice(1..))),
+        Some(&NORMAL) => EntryPayload::Normal(Request(payload)),
         Some(&MEMBERSHIP) => {
             let v: Value = serde_json::from_slice(&payload[1..])
                 .map_err(|e| CodecError(format!("membership json: {e}")))?;
@@ -176,7 +172,7 @@ pub fn entry_from(log_id: LogId<NodeId>, payload: Bytes) -> Result<Entry, CodecE
 pub fn entry_to_pb(e: &Entry) -> pb::Entry {
     pb::Entry {
         log_id: Some(log_id_to_pb(&e.log_id)),
-        payload: payload_bytes(&e.payload).into(),
+        payload: payload_bytes(&e.payload),
     }
 }
 
@@ -199,7 +195,7 @@ mod tests {
         let m = Membership::new(vec![[0u64].into()], nodes);
         for p in [
             EntryPayload::Blank,
-            EntryPayload::Normal(Request(Bytes::from_static(b"records"))),
+            EntryPayload::Normal(Request::new(b"records")),
             EntryPayload::Membership(m),
         ] {
             let e = Entry {

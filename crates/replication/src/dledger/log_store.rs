@@ -42,7 +42,18 @@ struct Inner {
     vote: Option<Vote<NodeId>>,
     committed: Option<LogId<NodeId>>,
     sync: bool,
+    /// The newest entries, for replication to read without touching the file: `cache[i]` is
+    /// the entry at index `last - cache.len() + 1 + i`.
+    cache: std::collections::VecDeque<Entry>,
+    /// The append buffer, kept between appends.
+    scratch: Vec<u8>,
 }
+
+/// Largest append buffer kept between appends.
+const SCRATCH_MAX: usize = 16 << 20;
+
+/// Entries kept in memory for replication reads.
+const CACHE_ENTRIES: usize = 16_384;
 
 /// The log store; clones share it (they are the readers openraft asks for).
 #[derive(Clone)]
@@ -119,7 +130,14 @@ impl Inner {
     fn range(&self, lo: u64, hi: u64) -> Result<Vec<Entry>, StorageError> {
         let lo = lo.max(self.first);
         let hi = hi.min(self.first + self.pos.len() as u64);
-        (lo..hi).map(|i| self.entry(i)).collect()
+        let end = self.first + self.pos.len() as u64;
+        let cached_from = end - self.cache.len() as u64;
+        (lo..hi)
+            .map(|i| match i.checked_sub(cached_from) {
+                Some(k) => Ok(self.cache[k as usize].clone()),
+                None => self.entry(i),
+            })
+            .collect()
     }
 }
 
@@ -163,6 +181,8 @@ impl LogStore {
             vote,
             committed: log_id_from(&meta["committed"]),
             sync,
+            cache: std::collections::VecDeque::new(),
+            scratch: Vec::new(),
         };
         // Scan; keep the consecutive, intact prefix.
         let mut at = 0u64;
@@ -290,19 +310,25 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut g = self.lock();
-        let mut buf = Vec::new();
+        // One buffer for the whole batch, reused across appends (large allocations freed and
+        // made again on every append showed up as malloc_consolidate in profiles).
+        let mut buf = std::mem::take(&mut g.scratch);
+        buf.clear();
         let mut added = Vec::new();
+        let mut fresh = Vec::new();
         for e in entries {
-            let payload = payload_bytes(&e.payload);
-            let mut body = Vec::with_capacity(24 + payload.len());
-            body.extend_from_slice(&e.log_id.leader_id.term.to_le_bytes());
-            body.extend_from_slice(&e.log_id.leader_id.node_id.to_le_bytes());
-            body.extend_from_slice(&e.log_id.index.to_le_bytes());
-            body.extend_from_slice(&payload);
-            added.push((g.end + buf.len() as u64, e.log_id));
-            buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-            buf.extend_from_slice(&body);
+            let start = buf.len();
+            buf.extend_from_slice(&[0u8; 8]);
+            buf.extend_from_slice(&e.log_id.leader_id.term.to_le_bytes());
+            buf.extend_from_slice(&e.log_id.leader_id.node_id.to_le_bytes());
+            buf.extend_from_slice(&e.log_id.index.to_le_bytes());
+            buf.extend_from_slice(&payload_bytes(&e.payload));
+            let body_len = (buf.len() - start - 8) as u32;
+            let crc = crc32fast::hash(&buf[start + 8..]);
+            buf[start..start + 4].copy_from_slice(&body_len.to_le_bytes());
+            buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+            added.push((g.end + start as u64, e.log_id));
+            fresh.push(e);
         }
         let res = (|| -> std::io::Result<()> {
             (&g.file).write_all(&buf)?;
@@ -316,6 +342,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             return Err(write_err(e));
         }
         g.end += buf.len() as u64;
+        if buf.capacity() <= SCRATCH_MAX {
+            g.scratch = buf;
+        }
         for (pos, id) in added {
             if g.pos.is_empty() {
                 g.first = id.index;
@@ -323,6 +352,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             g.pos.push(pos);
             g.last = Some(id);
         }
+        g.cache.extend(fresh);
+        let excess = g.cache.len().saturating_sub(CACHE_ENTRIES);
+        g.cache.drain(..excess);
         drop(g);
         callback.log_io_completed(Ok(()));
         Ok(())
@@ -340,6 +372,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let at = g.pos[i];
         g.file.set_len(at).map_err(write_err)?;
         g.end = at;
+        let dropped = g.pos.len() - i;
+        let keep = g.cache.len().saturating_sub(dropped);
+        g.cache.truncate(keep);
         g.pos.truncate(i);
         g.last = if i == 0 {
             g.purged
@@ -358,6 +393,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .min(g.pos.len() as u64) as usize;
         g.pos.drain(..drop);
         g.first = g.first.max(log_id.index + 1);
+        let keep = g.cache.len().min(g.pos.len());
+        let extra = g.cache.len() - keep;
+        g.cache.drain(..extra);
         g.purged = Some(log_id);
         if g.last.is_none_or(|l| l.index < log_id.index) {
             g.last = Some(log_id);

@@ -206,7 +206,17 @@ impl DLedger {
             raft: raft.clone(),
             cluster,
         };
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // Raft RPCs are small request/response pairs: Nagle's algorithm against the peer's
+        // delayed ACK would add tens of milliseconds to a replication round.
+        let incoming = tokio_stream::StreamExt::map(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            |conn| {
+                if let Ok(c) = &conn {
+                    let _ = c.set_nodelay(true);
+                }
+                conn
+            },
+        );
         let stop = shutdown.clone();
         tokio::spawn(async move {
             let r = tonic::transport::Server::builder()
@@ -267,7 +277,7 @@ impl DLedger {
         records: Bytes,
         timeout: Duration,
     ) -> Result<PutResult, ProposeError> {
-        let write = self.raft.client_write(types::Request(records));
+        let write = self.raft.client_write(types::Request::new(&records));
         match tokio::time::timeout(timeout, write).await {
             Err(_) => Err(ProposeError::Timeout(timeout)),
             Ok(Ok(resp)) => resp

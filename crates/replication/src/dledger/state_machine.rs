@@ -214,7 +214,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for e in entries {
             let r = match e.payload {
                 EntryPayload::Blank => Response(None),
-                EntryPayload::Normal(req) => Response(Some(self.applier.apply(req.0).await)),
+                EntryPayload::Normal(req) => {
+                    Response(Some(self.applier.apply(req.records()).await))
+                }
                 EntryPayload::Membership(m) => {
                     self.previous_membership = std::mem::take(&mut self.membership);
                     self.membership = StoredMembership::new(Some(e.log_id), m);

@@ -91,7 +91,7 @@ pub async fn start(b: &Arc<Broker>) -> Result<Option<DLedgerState>, BrokerError>
 
 /// Encodes messages as one proposal.
 fn records(msgs: &[StoredMessage]) -> Result<Bytes, PutStatus> {
-    let mut buf = BytesMut::new();
+    let mut buf = BytesMut::with_capacity(msgs.iter().map(StoredMessage::encoded_len).sum());
     for m in msgs {
         m.encode(&mut buf).map_err(|_| PutStatus::MessageIllegal)?;
     }

@@ -17,6 +17,8 @@ const BLANK: u8 = 0;
 /// Kind byte of a proposal (a [`Request`] starts with it).
 pub(crate) const NORMAL: u8 = 1;
 const MEMBERSHIP: u8 = 2;
+/// Kind byte of a proposal carrying several sends.
+pub(crate) const BATCH: u8 = 3;
 
 /// A malformed payload (from a peer or from disk).
 #[derive(Debug, thiserror::Error)]
@@ -157,7 +159,7 @@ pub fn payload_bytes(p: &EntryPayload<TypeConfig>) -> Bytes {
 pub fn entry_from(log_id: LogId<NodeId>, payload: Bytes) -> Result<Entry, CodecError> {
     let payload = match payload.first() {
         Some(&BLANK) => EntryPayload::Blank,
-        Some(&NORMAL) => EntryPayload::Normal(Request(payload)),
+        Some(&NORMAL | &BATCH) => EntryPayload::Normal(Request(payload)),
         Some(&MEMBERSHIP) => {
             let v: Value = serde_json::from_slice(&payload[1..])
                 .map_err(|e| CodecError(format!("membership json: {e}")))?;
@@ -196,6 +198,10 @@ mod tests {
         for p in [
             EntryPayload::Blank,
             EntryPayload::Normal(Request::new(b"records")),
+            EntryPayload::Normal(Request::batch(&[
+                Bytes::from_static(b"one"),
+                Bytes::from_static(b"two"),
+            ])),
             EntryPayload::Membership(m),
         ] {
             let e = Entry {
@@ -207,5 +213,32 @@ mod tests {
         }
         assert!(entry_from(id, Bytes::from_static(&[9])).is_err());
         assert!(entry_from(id, Bytes::new()).is_err());
+    }
+
+    #[test]
+    fn batches_split_into_their_parts() {
+        let parts = [
+            Bytes::from_static(b"first send"),
+            Bytes::new(),
+            Bytes::from_static(b"third"),
+        ];
+        let r = Request::batch(&parts);
+        assert_eq!(r.0[0], BATCH);
+        assert_eq!(r.parts().unwrap(), parts.to_vec());
+        let one = Request::batch(&parts[..1]);
+        assert_eq!(one, Request::new(b"first send"));
+        assert_eq!(one.parts().unwrap(), parts[..1].to_vec());
+        // Truncated, overlong and trailing-garbage batches are refused, never read past.
+        let b = &r.0;
+        for bad in [b.slice(..b.len() - 1), b.slice(..3), {
+            let mut v = b.to_vec();
+            v.push(0);
+            Bytes::from(v)
+        }] {
+            assert_eq!(Request(bad).parts(), None);
+        }
+        let mut huge = vec![BATCH];
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(Request(Bytes::from(huge)).parts(), None);
     }
 }

@@ -17,6 +17,7 @@
 pub mod codec;
 pub mod log_store;
 pub mod network;
+pub mod proposer;
 pub mod state_machine;
 pub mod types;
 
@@ -34,7 +35,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferrocket_store::PutResult;
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::RaftError;
 use openraft::{BasicNode, Config, RaftMetrics, ServerState, SnapshotPolicy};
 use tokio::sync::watch;
 
@@ -86,7 +87,7 @@ pub enum DLedgerError {
 }
 
 /// Why a proposal did not complete.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ProposeError {
     /// This node is not the leader (the leader's id, when known).
     #[error("not the DLedger leader (leader: {0:?})")]
@@ -115,6 +116,8 @@ pub struct DLedger {
     cfg: DLedgerConfig,
     self_index: u64,
     role: watch::Receiver<Role>,
+    /// Sends waiting for the batcher.
+    proposals: tokio::sync::mpsc::Sender<proposer::Pending>,
 }
 
 /// Canonical `dLegerPeers` text.
@@ -220,7 +223,14 @@ impl DLedger {
         let stop = shutdown.clone();
         tokio::spawn(async move {
             let r = tonic::transport::Server::builder()
-                .add_service(pb::d_ledger_server::DLedgerServer::new(svc))
+                .initial_stream_window_size(Some(network::H2_WINDOW))
+                .initial_connection_window_size(Some(network::H2_WINDOW))
+                .max_frame_size(Some(network::H2_MAX_FRAME))
+                .add_service(
+                    pb::d_ledger_server::DLedgerServer::new(svc)
+                        .max_decoding_message_size(network::MAX_RPC_BYTES)
+                        .max_encoding_message_size(network::MAX_RPC_BYTES),
+                )
                 .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
                 .await;
             if let Err(e) = r {
@@ -242,12 +252,16 @@ impl DLedger {
             Err(e) => return Err(DLedgerError::Raft(e.to_string())),
         }
 
-        let role = watch_role(&raft, &cfg, shutdown);
+        let role = watch_role(&raft, &cfg, shutdown.clone());
+        let (proposals, rx) = tokio::sync::mpsc::channel(4 * proposer::MAX_PARTS);
+        let ids = cfg.peers.iter().map(|(id, _)| id.clone()).collect();
+        tokio::spawn(proposer::run(raft.clone(), ids, rx, shutdown));
         Ok(DLedger {
             raft,
             cfg,
             self_index,
             role,
+            proposals,
         })
     }
 
@@ -271,25 +285,25 @@ impl DLedger {
         self.role.clone()
     }
 
-    /// Proposes `records` and waits until they are committed and applied here.
+    /// Proposes one send's `records` and waits until they are committed and applied here
+    /// (sends arriving together share an entry, see [`proposer`]).
     pub async fn propose(
         &self,
         records: Bytes,
         timeout: Duration,
     ) -> Result<PutResult, ProposeError> {
-        let write = self.raft.client_write(types::Request::new(&records));
-        match tokio::time::timeout(timeout, write).await {
+        let (done, rx) = tokio::sync::oneshot::channel();
+        let wait = async {
+            self.proposals
+                .send(proposer::Pending { records, done })
+                .await
+                .map_err(|_| ProposeError::Fatal("DLedger node stopped".into()))?;
+            rx.await
+                .map_err(|_| ProposeError::Fatal("proposal dropped".into()))?
+        };
+        match tokio::time::timeout(timeout, wait).await {
             Err(_) => Err(ProposeError::Timeout(timeout)),
-            Ok(Ok(resp)) => resp
-                .data
-                .0
-                .ok_or_else(|| ProposeError::Fatal("entry applied without a result".into())),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                Err(ProposeError::NotLeader(f.leader_id.and_then(|i| {
-                    self.cfg.peers.get(i as usize).map(|(id, _)| id.clone())
-                })))
-            }
-            Ok(Err(e)) => Err(ProposeError::Fatal(e.to_string())),
+            Ok(r) => r,
         }
     }
 

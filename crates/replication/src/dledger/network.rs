@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -16,11 +18,26 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request as GrpcRequest, Response as GrpcResponse, Status};
 
 use super::codec::{
-    entry_from_pb, entry_to_pb, log_id_from_pb, log_id_to_pb, snapshot_meta_from_json,
-    snapshot_meta_to_json, vote_from_pb, vote_to_pb,
+    entry_from_pb, entry_to_pb, log_id_from_pb, log_id_to_pb, payload_bytes,
+    snapshot_meta_from_json, snapshot_meta_to_json, vote_from_pb, vote_to_pb,
 };
 use super::pb::{self, d_ledger_client::DLedgerClient, d_ledger_server::DLedger};
 use super::types::{NodeId, Raft, TypeConfig};
+
+/// Largest gRPC message either side accepts: one entry may carry a single send of up to
+/// `maxMessageSize` (4 MiB by default, above tonic's default limit), so the limit is far above
+/// any entry; [`APPEND_BUDGET_BYTES`] keeps ordinary RPCs small.
+pub const MAX_RPC_BYTES: usize = 256 << 20;
+
+/// HTTP/2 flow-control window of the Raft RPC connections, both ways. The default 64 KiB held
+/// an AppendEntries of batched entries to a few frames per round trip of WINDOW_UPDATEs.
+pub const H2_WINDOW: u32 = 16 << 20;
+
+/// Largest HTTP/2 frame the RPC server accepts (the default is 16 KiB).
+pub const H2_MAX_FRAME: u32 = 1 << 20;
+
+/// Payload bytes per AppendEntries RPC before openraft is asked to send fewer entries.
+pub const APPEND_BUDGET_BYTES: usize = 8 << 20;
 
 type Rpc<T, E = RaftError<NodeId>> = Result<T, RPCError<NodeId, BasicNode, E>>;
 
@@ -61,8 +78,12 @@ impl Peer {
         let ep = Endpoint::from_shared(format!("http://{}", self.addr))
             .map_err(|e| Unreachable::new(&e))?
             .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true);
-        let c = DLedgerClient::new(ep.connect_lazy());
+            .tcp_nodelay(true)
+            .initial_stream_window_size(Some(H2_WINDOW))
+            .initial_connection_window_size(Some(H2_WINDOW));
+        let c = DLedgerClient::new(ep.connect_lazy())
+            .max_decoding_message_size(MAX_RPC_BYTES)
+            .max_encoding_message_size(MAX_RPC_BYTES);
         self.client = Some(c.clone());
         Ok(c)
     }
@@ -105,6 +126,23 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Rpc<AppendEntriesResponse<NodeId>> {
+        // Entries hold up to a MiB of sends each (a single send up to maxMessageSize): past the
+        // budget, ask openraft for fewer entries per RPC (it retries at once with the hint).
+        let mut bytes = 0;
+        let fit = rpc
+            .entries
+            .iter()
+            .take_while(|e| {
+                bytes += payload_bytes(&e.payload).len() + 64;
+                bytes <= APPEND_BUDGET_BYTES
+            })
+            .count();
+        if fit < rpc.entries.len() && rpc.entries.len() > 1 {
+            let hint = fit.max(1) as u64;
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(hint),
+            ));
+        }
         let req = pb::AppendRequest {
             cluster: Some(self.cluster.clone()),
             vote: Some(vote_to_pb(&rpc.vote)),

@@ -33,7 +33,9 @@ use ferrocket_store::PutResult;
 
 /// Where committed messages go: the broker's store.
 pub trait Applier: Send + Sync + 'static {
-    /// Stores the records of one entry; the result is the send's outcome on the leader.
+    /// Stores the records of one send; the result is the send's outcome on the leader. The
+    /// records must be appended before this returns (the future only waits for durability),
+    /// so that the sends of a batch land in the commitlog in log order.
     fn apply(&self, records: Bytes) -> BoxFuture<'static, PutResult>;
     /// The commitlog's end (its max physical offset).
     fn log_end(&self) -> i64;
@@ -209,23 +211,34 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut out = Vec::new();
+        // Every send is appended as its `apply` is called; the futures only wait for the
+        // flush (SYNC_FLUSH), so they are awaited after the whole batch is appended and its
+        // sends share fsyncs.
+        let mut pending = Vec::new();
         let mut membership_changed = false;
         for e in entries {
-            let r = match e.payload {
-                EntryPayload::Blank => Response(None),
-                EntryPayload::Normal(req) => {
-                    Response(Some(self.applier.apply(req.records()).await))
-                }
+            let futs = match e.payload {
+                EntryPayload::Blank => Vec::new(),
+                EntryPayload::Normal(req) => match req.parts() {
+                    Some(parts) => parts.into_iter().map(|p| self.applier.apply(p)).collect(),
+                    None => {
+                        tracing::error!(index = e.log_id.index, "malformed DLedger batch skipped");
+                        Vec::new()
+                    }
+                },
                 EntryPayload::Membership(m) => {
                     self.previous_membership = std::mem::take(&mut self.membership);
                     self.membership = StoredMembership::new(Some(e.log_id), m);
                     membership_changed = true;
-                    Response(None)
+                    Vec::new()
                 }
             };
             self.applied = Some(e.log_id);
-            out.push(r);
+            pending.push(futs);
+        }
+        let mut out = Vec::with_capacity(pending.len());
+        for futs in pending {
+            out.push(Response(futures::future::join_all(futs).await));
         }
         if membership_changed {
             self.save_membership().map_err(sm_err)?;

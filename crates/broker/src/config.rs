@@ -35,6 +35,9 @@ pub struct BrokerConfig {
     pub broker_ip2: IpAddr,
     pub listen_port: u16,
     pub ha_listen_port: u16,
+    /// `grpcServerPort` (Ferrocket's own; RocketMQ's proxy key): where RocketMQ 5.x gRPC
+    /// clients connect, on `brokerIP1`. 0 (the default for now) serves no gRPC.
+    pub grpc_server_port: u16,
     /// `namesrvAddr`, split on `;`.
     pub namesrv_addr: Vec<String>,
     pub broker_role: BrokerRole,
@@ -110,6 +113,7 @@ impl Default for BrokerConfig {
             broker_ip2: ip,
             listen_port: 10911,
             ha_listen_port: 10912,
+            grpc_server_port: 0,
             namesrv_addr: Vec::new(),
             broker_role: BrokerRole::AsyncMaster,
             broker_permission: 6,
@@ -210,6 +214,7 @@ impl BrokerConfig {
         p.set("brokerClusterName", &mut c.broker_cluster_name)?;
         p.set("brokerId", &mut c.broker_id)?;
         p.set("listenPort", &mut c.listen_port)?;
+        p.set("grpcServerPort", &mut c.grpc_server_port)?;
         c.broker_ip1 = match p.str("brokerIP1") {
             Some(v) => v
                 .parse()
@@ -428,6 +433,7 @@ impl BrokerConfig {
             ("brokerIP1", self.broker_ip1.to_string()),
             ("brokerIP2", self.broker_ip2.to_string()),
             ("listenPort", self.listen_port.to_string()),
+            ("grpcServerPort", self.grpc_server_port.to_string()),
             ("haListenPort", self.ha_listen_port.to_string()),
             ("namesrvAddr", self.namesrv_addr.join(";")),
             ("brokerRole", role.into()),

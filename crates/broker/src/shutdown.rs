@@ -48,6 +48,10 @@ async fn bind(ip: IpAddr, port: u16) -> Result<(TcpListener, bool), BrokerError>
 pub async fn start(conf: BrokerConfig) -> Result<BrokerHandle, BrokerError> {
     let (main, ip1_is_local) = bind(conf.broker_ip1, conf.listen_port).await?;
     let (fast, _) = bind(conf.broker_ip1, conf.fast_listen_port()).await?;
+    let grpc = match conf.grpc_server_port {
+        0 => None,
+        port => Some(bind(conf.broker_ip1, port).await?.0),
+    };
     let broker = tokio::task::spawn_blocking(move || Broker::open(conf))
         .await
         .map_err(|e| BrokerError::Config(format!("store open panicked: {e}")))??;
@@ -82,6 +86,10 @@ pub async fn start(conf: BrokerConfig) -> Result<BrokerHandle, BrokerError> {
         .spawn(server::accept_loop(Arc::clone(b), main, false));
     b.tasks
         .spawn(server::accept_loop(Arc::clone(b), fast, true));
+    if let Some(l) = grpc {
+        tracing::info!(addr = ?l.local_addr().ok(), "serving RocketMQ 5.x gRPC clients");
+        b.tasks.spawn(crate::grpc::serve(Arc::clone(b), l));
+    }
 
     let namesrv: Vec<Arc<RemotingClient>> = b
         .conf

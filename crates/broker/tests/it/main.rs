@@ -6,6 +6,7 @@ mod crash;
 mod dledger;
 mod filter_timer;
 mod frames;
+mod grpc;
 mod ha;
 mod in_process;
 mod layout_ha;

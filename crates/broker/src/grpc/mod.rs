@@ -1,0 +1,213 @@
+//! RocketMQ 5.x's gRPC API (`apache.rocketmq.v2.MessagingService`) served by the broker itself on
+//! `grpcServerPort`, so the 5.x clients need no proxy process.
+//!
+//! Implemented: QueryRoute (this broker's queues of the topic), Heartbeat, Telemetry (the
+//! client's Settings answered with the server's), SendMessage (normal, FIFO by message group,
+//! delayed by delivery time) and NotifyClientTermination. A send goes through the same handler
+//! as a remoting SEND_MESSAGE, so both generations of clients see the same messages. The
+//! consumer calls (POP semantics) are not implemented yet and fail with UNIMPLEMENTED.
+//! - `send`: SendMessage, translated to a remoting send;
+//! - `settings`: Telemetry and the Settings merge;
+//! - `route`: QueryRoute.
+
+mod route;
+mod send;
+mod settings;
+
+/// The generated code of `proto/apache/rocketmq/v2`.
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("apache.rocketmq.v2");
+}
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::Broker;
+use pb::messaging_service_server::{MessagingService, MessagingServiceServer};
+
+/// A payload status.
+pub(crate) fn status(code: pb::Code, message: impl Into<String>) -> Option<pb::Status> {
+    Some(pb::Status {
+        code: code as i32,
+        message: message.into(),
+    })
+}
+
+pub(crate) fn ok() -> Option<pb::Status> {
+    status(pb::Code::Ok, "OK")
+}
+
+/// Serves the API on `listener` until the broker shuts down.
+pub async fn serve(b: Arc<Broker>, listener: TcpListener) {
+    let stop = b.shutdown.clone();
+    let svc = Service { b };
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |conn| {
+            if let Ok(c) = &conn {
+                let _ = c.set_nodelay(true);
+            }
+            conn
+        },
+    );
+    let r = tonic::transport::Server::builder()
+        .add_service(MessagingServiceServer::new(svc))
+        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+        .await;
+    if let Err(e) = r {
+        tracing::error!(error = %e, "gRPC server stopped");
+    }
+}
+
+struct Service {
+    b: Arc<Broker>,
+}
+
+type RpcStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+fn not_yet(what: &str) -> Status {
+    Status::unimplemented(format!(
+        "{what} is not implemented by this Ferrocket version (gRPC consumers are planned); use the remoting protocol"
+    ))
+}
+
+#[tonic::async_trait]
+impl MessagingService for Service {
+    async fn query_route(
+        &self,
+        req: Request<pb::QueryRouteRequest>,
+    ) -> Result<Response<pb::QueryRouteResponse>, Status> {
+        Ok(Response::new(route::query_route(&self.b, req.get_ref())))
+    }
+
+    async fn heartbeat(
+        &self,
+        _req: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        Ok(Response::new(pb::HeartbeatResponse { status: ok() }))
+    }
+
+    async fn send_message(
+        &self,
+        req: Request<pb::SendMessageRequest>,
+    ) -> Result<Response<pb::SendMessageResponse>, Status> {
+        let peer = req.remote_addr();
+        Ok(Response::new(
+            send::send_message(&self.b, peer, req.into_inner()).await,
+        ))
+    }
+
+    async fn query_assignment(
+        &self,
+        _req: Request<pb::QueryAssignmentRequest>,
+    ) -> Result<Response<pb::QueryAssignmentResponse>, Status> {
+        Err(not_yet("QueryAssignment"))
+    }
+
+    type ReceiveMessageStream = RpcStream<pb::ReceiveMessageResponse>;
+
+    async fn receive_message(
+        &self,
+        _req: Request<pb::ReceiveMessageRequest>,
+    ) -> Result<Response<Self::ReceiveMessageStream>, Status> {
+        Err(not_yet("ReceiveMessage"))
+    }
+
+    async fn ack_message(
+        &self,
+        _req: Request<pb::AckMessageRequest>,
+    ) -> Result<Response<pb::AckMessageResponse>, Status> {
+        Err(not_yet("AckMessage"))
+    }
+
+    async fn forward_message_to_dead_letter_queue(
+        &self,
+        _req: Request<pb::ForwardMessageToDeadLetterQueueRequest>,
+    ) -> Result<Response<pb::ForwardMessageToDeadLetterQueueResponse>, Status> {
+        Err(not_yet("ForwardMessageToDeadLetterQueue"))
+    }
+
+    type PullMessageStream = RpcStream<pb::PullMessageResponse>;
+
+    async fn pull_message(
+        &self,
+        _req: Request<pb::PullMessageRequest>,
+    ) -> Result<Response<Self::PullMessageStream>, Status> {
+        Err(not_yet("PullMessage"))
+    }
+
+    async fn update_offset(
+        &self,
+        _req: Request<pb::UpdateOffsetRequest>,
+    ) -> Result<Response<pb::UpdateOffsetResponse>, Status> {
+        Err(not_yet("UpdateOffset"))
+    }
+
+    async fn get_offset(
+        &self,
+        _req: Request<pb::GetOffsetRequest>,
+    ) -> Result<Response<pb::GetOffsetResponse>, Status> {
+        Err(not_yet("GetOffset"))
+    }
+
+    async fn query_offset(
+        &self,
+        _req: Request<pb::QueryOffsetRequest>,
+    ) -> Result<Response<pb::QueryOffsetResponse>, Status> {
+        Err(not_yet("QueryOffset"))
+    }
+
+    async fn end_transaction(
+        &self,
+        _req: Request<pb::EndTransactionRequest>,
+    ) -> Result<Response<pb::EndTransactionResponse>, Status> {
+        Err(not_yet("EndTransaction"))
+    }
+
+    type TelemetryStream = RpcStream<pb::TelemetryCommand>;
+
+    async fn telemetry(
+        &self,
+        req: Request<Streaming<pb::TelemetryCommand>>,
+    ) -> Result<Response<Self::TelemetryStream>, Status> {
+        Ok(Response::new(settings::telemetry(
+            Arc::clone(&self.b),
+            req.into_inner(),
+        )))
+    }
+
+    async fn notify_client_termination(
+        &self,
+        _req: Request<pb::NotifyClientTerminationRequest>,
+    ) -> Result<Response<pb::NotifyClientTerminationResponse>, Status> {
+        Ok(Response::new(pb::NotifyClientTerminationResponse {
+            status: ok(),
+        }))
+    }
+
+    async fn change_invisible_duration(
+        &self,
+        _req: Request<pb::ChangeInvisibleDurationRequest>,
+    ) -> Result<Response<pb::ChangeInvisibleDurationResponse>, Status> {
+        Err(not_yet("ChangeInvisibleDuration"))
+    }
+
+    async fn recall_message(
+        &self,
+        _req: Request<pb::RecallMessageRequest>,
+    ) -> Result<Response<pb::RecallMessageResponse>, Status> {
+        Err(not_yet("RecallMessage"))
+    }
+
+    async fn sync_lite_subscription(
+        &self,
+        _req: Request<pb::SyncLiteSubscriptionRequest>,
+    ) -> Result<Response<pb::SyncLiteSubscriptionResponse>, Status> {
+        Err(not_yet("SyncLiteSubscription"))
+    }
+}

@@ -25,6 +25,7 @@ pub mod layout;
 mod locks;
 mod long_poll;
 mod offsets;
+mod pop;
 pub mod processor;
 mod register;
 mod remoting_client;
@@ -81,6 +82,8 @@ pub struct Broker {
     pub(crate) topics: topic::TopicManager,
     pub(crate) offsets: offsets::OffsetManager,
     pub(crate) groups: groups::GroupManager,
+    /// POP consumption state (5.x receive/ack).
+    pub(crate) pop: pop::PopManager,
     pub(crate) clients: clients::ClientManager,
     pub(crate) conns: connection::ConnRegistry,
     pub(crate) notifier: long_poll::PullNotifier,
@@ -129,6 +132,7 @@ impl Broker {
         let offsets = offsets::OffsetManager::load(kv.clone())?;
         let groups = groups::GroupManager::load(kv.clone(), conf.auto_create_subscription_group)?;
         let delay_offsets = delay::DelayOffsets::load(kv.clone())?;
+        let pop = pop::PopManager::load(kv.clone())?;
         let delay_levels = conf.store.message_delay_level.split_whitespace().count() as i32;
         let permits =
             conf.send_thread_pool_queue_capacity.max(1) + conf.send_message_thread_pool_nums.max(1);
@@ -137,6 +141,7 @@ impl Broker {
             topics,
             offsets,
             groups,
+            pop,
             clients: clients::ClientManager::default(),
             conns: connection::ConnRegistry::default(),
             notifier: long_poll::PullNotifier::default(),

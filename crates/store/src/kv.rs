@@ -14,6 +14,8 @@ pub enum Namespace {
     DelayOffsets,
     /// Timer wheel progress (checkpoint and delivered markers).
     Timer,
+    /// POP consumption (5.x receive/ack): cursors and messages in flight.
+    Pop,
 }
 
 impl Namespace {
@@ -24,6 +26,7 @@ impl Namespace {
             Namespace::SubscriptionGroups => "subscriptionGroup",
             Namespace::DelayOffsets => "delayOffset",
             Namespace::Timer => "timer",
+            Namespace::Pop => "pop",
         }
     }
 }

@@ -3,13 +3,19 @@
 //!
 //! Implemented: QueryRoute (this broker's queues of the topic), Heartbeat, Telemetry (the
 //! client's Settings answered with the server's), SendMessage (normal, FIFO by message group,
-//! delayed by delivery time) and NotifyClientTermination. A send goes through the same handler
-//! as a remoting SEND_MESSAGE, so both generations of clients see the same messages. The
-//! consumer calls (POP semantics) are not implemented yet and fail with UNIMPLEMENTED.
+//! delayed by delivery time), the consumer calls over POP state (QueryAssignment,
+//! ReceiveMessage with long polling, AckMessage, ChangeInvisibleDuration,
+//! ForwardMessageToDeadLetterQueue) and NotifyClientTermination. A send goes through the same
+//! handler as a remoting SEND_MESSAGE, and a receive reads the same queues as a remoting pull,
+//! so both generations of clients see the same messages. Not yet: transactions, the offset and
+//! pull calls (UNIMPLEMENTED).
 //! - `send`: SendMessage, translated to a remoting send;
+//! - `receive`: the consumer calls; `convert`: a stored message as clients receive it;
 //! - `settings`: Telemetry and the Settings merge;
 //! - `route`: QueryRoute.
 
+mod convert;
+mod receive;
 mod route;
 mod send;
 mod settings;
@@ -72,7 +78,7 @@ type RpcStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stati
 
 fn not_yet(what: &str) -> Status {
     Status::unimplemented(format!(
-        "{what} is not implemented by this Ferrocket version (gRPC consumers are planned); use the remoting protocol"
+        "{what} is not implemented by this Ferrocket version ; use the remoting protocol"
     ))
 }
 
@@ -104,32 +110,45 @@ impl MessagingService for Service {
 
     async fn query_assignment(
         &self,
-        _req: Request<pb::QueryAssignmentRequest>,
+        req: Request<pb::QueryAssignmentRequest>,
     ) -> Result<Response<pb::QueryAssignmentResponse>, Status> {
-        Err(not_yet("QueryAssignment"))
+        Ok(Response::new(receive::query_assignment(
+            &self.b,
+            req.into_inner(),
+        )))
     }
 
     type ReceiveMessageStream = RpcStream<pb::ReceiveMessageResponse>;
 
     async fn receive_message(
         &self,
-        _req: Request<pb::ReceiveMessageRequest>,
+        req: Request<pb::ReceiveMessageRequest>,
     ) -> Result<Response<Self::ReceiveMessageStream>, Status> {
-        Err(not_yet("ReceiveMessage"))
+        let deadline = req
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(receive::grpc_timeout);
+        let out = receive::receive(&self.b, req.into_inner(), deadline).await;
+        Ok(Response::new(Box::pin(futures::stream::iter(
+            out.into_iter().map(Ok),
+        ))))
     }
 
     async fn ack_message(
         &self,
-        _req: Request<pb::AckMessageRequest>,
+        req: Request<pb::AckMessageRequest>,
     ) -> Result<Response<pb::AckMessageResponse>, Status> {
-        Err(not_yet("AckMessage"))
+        Ok(Response::new(receive::ack(&self.b, req.into_inner())))
     }
 
     async fn forward_message_to_dead_letter_queue(
         &self,
-        _req: Request<pb::ForwardMessageToDeadLetterQueueRequest>,
+        req: Request<pb::ForwardMessageToDeadLetterQueueRequest>,
     ) -> Result<Response<pb::ForwardMessageToDeadLetterQueueResponse>, Status> {
-        Err(not_yet("ForwardMessageToDeadLetterQueue"))
+        Ok(Response::new(
+            receive::forward_to_dlq(&self.b, req.into_inner()).await,
+        ))
     }
 
     type PullMessageStream = RpcStream<pb::PullMessageResponse>;
@@ -192,9 +211,12 @@ impl MessagingService for Service {
 
     async fn change_invisible_duration(
         &self,
-        _req: Request<pb::ChangeInvisibleDurationRequest>,
+        req: Request<pb::ChangeInvisibleDurationRequest>,
     ) -> Result<Response<pb::ChangeInvisibleDurationResponse>, Status> {
-        Err(not_yet("ChangeInvisibleDuration"))
+        Ok(Response::new(receive::change_invisible(
+            &self.b,
+            req.into_inner(),
+        )))
     }
 
     async fn recall_message(

@@ -10,15 +10,23 @@ use ferrocket_protocol::message::StoredMessage;
 use ferrocket_protocol::SerializeType;
 use ferrocket_testkit::{free_port, wait_for_port};
 
-use crate::util::{create_topic, decode_all, eventually, pull_req, Broker};
+use ferrocket_protocol::{RemotingCommand, RequestCode};
+
+use crate::util::{create_topic, decode_all, eventually, props, pull_req, send_req, Broker};
 
 const TOPIC: &str = "GrpcTopic";
 
 /// Runs the Python producer for at most 90 s; returns its JSON lines.
 fn run_python_producer(endpoint: &str, delay_at_s: u64) -> Vec<serde_json::Value> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/grpc/producer.py");
+    run_python("producer.py", &[endpoint, TOPIC, &delay_at_s.to_string()])
+}
+
+/// Runs `tests/it/grpc/<script>` with `args` for at most 90 s; returns its JSON lines.
+fn run_python(script: &str, args: &[&str]) -> Vec<serde_json::Value> {
+    let script = format!("{}/tests/it/grpc/{script}", env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new("python3")
-        .args([script, endpoint, TOPIC, &delay_at_s.to_string()])
+        .arg(&script)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -31,7 +39,7 @@ fn run_python_producer(endpoint: &str, delay_at_s: u64) -> Vec<serde_json::Value
         if t.elapsed() > Duration::from_secs(90) {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("the Python producer did not finish within 90 s");
+            panic!("{script} did not finish within 90 s");
         }
         std::thread::sleep(Duration::from_millis(100));
     };
@@ -39,7 +47,7 @@ fn run_python_producer(endpoint: &str, delay_at_s: u64) -> Vec<serde_json::Value
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         status.success(),
-        "python producer failed ({status}):\n{stdout}\n{}",
+        "{script} failed ({status}):\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
@@ -50,11 +58,15 @@ fn run_python_producer(endpoint: &str, delay_at_s: u64) -> Vec<serde_json::Value
 
 /// Every message of the topic over remoting, by queue, in queue order.
 fn messages(b: &Broker) -> BTreeMap<i32, Vec<StoredMessage>> {
+    messages_of(b, TOPIC, 4)
+}
+
+fn messages_of(b: &Broker, topic: &str, queues: i32) -> BTreeMap<i32, Vec<StoredMessage>> {
     let mut c = b.client();
     let mut out = BTreeMap::new();
-    for q in 0..4 {
+    for q in 0..queues {
         let r = c
-            .call(pull_req("G", TOPIC, q, 0, "*", 0, SerializeType::Json))
+            .call(pull_req("G", topic, q, 0, "*", 0, SerializeType::Json))
             .unwrap();
         out.insert(
             q,
@@ -156,4 +168,155 @@ fn the_official_python_client_sends_normal_fifo_and_delayed_messages() {
         delayed.properties.get("UNIQ_KEY"),
         Some(ids["delayed-0"].0.as_str())
     );
+}
+
+fn events<'a>(lines: &'a [serde_json::Value], event: &str) -> Vec<&'a serde_json::Value> {
+    lines.iter().filter(|l| l["event"] == event).collect()
+}
+
+fn bodies_of(lines: &[&serde_json::Value]) -> Vec<String> {
+    let mut v: Vec<String> = lines
+        .iter()
+        .map(|l| l["body"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Sent over remoting, received over gRPC: ack, a longer invisible time, redelivery with a
+/// higher attempt after the invisible time (across a broker restart), DLQ past the attempts.
+#[test]
+fn the_official_python_simple_consumer_receives_acks_and_gets_redeliveries() {
+    const POP_TOPIC: &str = "GrpcPopTopic";
+    let gport = free_port();
+    let mut b = Broker::start(&format!("grpcServerPort = {gport}"));
+    let endpoint = format!("127.0.0.1:{gport}");
+    wait_for_port(&endpoint, Duration::from_secs(10));
+    let mut c = b.client();
+    create_topic(&mut c, POP_TOPIC, 2);
+    let mut ids = BTreeMap::new();
+    for (i, (tag, body)) in [
+        ("A", "a-0"),
+        ("A", "a-1"),
+        ("B", "b-0"),
+        ("A", "a-2"),
+        ("B", "b-1"),
+        ("A", "a-3"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("7F00000100002A9F00000000000{i:05}");
+        let req = send_req(
+            POP_TOPIC,
+            (i % 2) as i32,
+            body.as_bytes(),
+            None,
+            true,
+            SerializeType::Json,
+        )
+        .with_ext("i", props(Some(tag), &[("UNIQ_KEY", id.as_str())]));
+        assert_eq!(c.call(req).unwrap().code, 0);
+        ids.insert(body.to_string(), id);
+    }
+    // One try only for the DLQ group: not acked in time means dead.
+    let r = c
+        .call(
+            RemotingCommand::request(RequestCode::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP)
+                .with_body(br#"{"groupName":"PopDlqGroup","retryMaxTimes":0}"#.to_vec()),
+        )
+        .unwrap();
+    assert_eq!(r.code, 0, "{:?}", r.remark);
+    drop(c);
+
+    let first = run_python("consumer.py", &[&endpoint, POP_TOPIC, "PopGroup", "first"]);
+    let got = events(&first, "received");
+    assert_eq!(bodies_of(&got), ["a-0", "a-1", "a-2", "a-3"], "{first:?}");
+    for g in &got {
+        assert_eq!(g["attempt"], 1, "{g}");
+        assert_eq!(g["tag"], "A");
+        assert_eq!(
+            g["id"].as_str(),
+            Some(ids[g["body"].as_str().unwrap()].as_str())
+        );
+    }
+    assert_eq!(bodies_of(&events(&first, "acked")), ["a-0", "a-1"]);
+    assert_eq!(bodies_of(&events(&first, "extended")), ["a-2"]);
+
+    // What is in flight survives a restart.
+    assert_eq!(b.stop(), Some(0));
+    b.restart();
+    wait_for_port(&endpoint, Duration::from_secs(30));
+
+    let second = run_python("consumer.py", &[&endpoint, POP_TOPIC, "PopGroup", "second"]);
+    let again = events(&second, "received");
+    assert_eq!(bodies_of(&again), ["a-3"], "{second:?}");
+    assert_eq!(again[0]["attempt"], 2, "{second:?}");
+    assert!(events(&second, "unexpected").is_empty(), "{second:?}");
+
+    let dlq = run_python("consumer.py", &[&endpoint, POP_TOPIC, "PopDlqGroup", "dlq"]);
+    assert_eq!(
+        bodies_of(&events(&dlq, "received")),
+        ["b-0", "b-1"],
+        "{dlq:?}"
+    );
+    assert!(events(&dlq, "unexpected").is_empty(), "{dlq:?}");
+    let dead = eventually(Duration::from_secs(10), || {
+        let m: Vec<String> = messages_of(&b, "%DLQ%PopDlqGroup", 1)
+            .into_values()
+            .flatten()
+            .map(|m| body(&m))
+            .collect();
+        (m.len() == 2).then_some(m)
+    })
+    .expect("both B messages in the DLQ");
+    let mut dead = dead;
+    dead.sort();
+    assert_eq!(dead, ["b-0", "b-1"]);
+}
+
+/// The PushConsumer: assignments, receive loops, a failed consumption coming back with the next
+/// attempt after the group's backoff.
+#[test]
+fn the_official_python_push_consumer_consumes_and_retries_a_failure() {
+    const PUSH_TOPIC: &str = "GrpcPushTopic";
+    let gport = free_port();
+    let b = Broker::start(&format!("grpcServerPort = {gport}"));
+    let endpoint = format!("127.0.0.1:{gport}");
+    wait_for_port(&endpoint, Duration::from_secs(10));
+    let mut c = b.client();
+    create_topic(&mut c, PUSH_TOPIC, 4);
+    for i in 0..5 {
+        let body = format!("p-{i}");
+        let req = send_req(
+            PUSH_TOPIC,
+            i % 4,
+            body.as_bytes(),
+            Some("T"),
+            true,
+            SerializeType::Json,
+        )
+        .with_ext(
+            "i",
+            props(Some("T"), &[("UNIQ_KEY", format!("ID-{i}").as_str())]),
+        );
+        assert_eq!(c.call(req).unwrap().code, 0);
+    }
+    let lines = run_python(
+        "push_consumer.py",
+        &[&endpoint, PUSH_TOPIC, "PushGroup", "5"],
+    );
+    let end = events(&lines, "end");
+    assert_eq!(end.len(), 1, "{lines:?}");
+    assert_eq!(
+        end[0]["consumed"],
+        serde_json::json!(["p-0", "p-1", "p-2", "p-3", "p-4"]),
+        "{lines:?}"
+    );
+    let p1: Vec<i64> = events(&lines, "delivered")
+        .into_iter()
+        .filter(|l| l["body"] == "p-1")
+        .map(|l| l["attempt"].as_i64().unwrap())
+        .collect();
+    assert_eq!(&p1[..2], [1, 2], "{lines:?}");
 }

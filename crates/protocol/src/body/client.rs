@@ -81,6 +81,9 @@ pub struct SubscriptionGroupConfig {
     pub which_broker_when_consume_slowly: i64,
     #[serde(default = "yes")]
     pub notify_consumer_ids_changed_enable: bool,
+    /// RocketMQ 5.x: the group consumes in order (FIFO message groups over gRPC/POP).
+    #[serde(default)]
+    pub consume_message_orderly: bool,
 }
 
 impl SubscriptionGroupConfig {
@@ -95,6 +98,7 @@ impl SubscriptionGroupConfig {
             broker_id: 0,
             which_broker_when_consume_slowly: 1,
             notify_consumer_ids_changed_enable: true,
+            consume_message_orderly: false,
         }
     }
 }

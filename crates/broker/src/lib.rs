@@ -84,6 +84,8 @@ pub struct Broker {
     pub(crate) groups: groups::GroupManager,
     /// POP consumption state (5.x receive/ack).
     pub(crate) pop: pop::PopManager,
+    /// gRPC producers' Telemetry streams, for transaction checks.
+    pub(crate) grpc_producers: grpc::Producers,
     pub(crate) clients: clients::ClientManager,
     pub(crate) conns: connection::ConnRegistry,
     pub(crate) notifier: long_poll::PullNotifier,
@@ -142,6 +144,7 @@ impl Broker {
             offsets,
             groups,
             pop,
+            grpc_producers: grpc::Producers::default(),
             clients: clients::ClientManager::default(),
             conns: connection::ConnRegistry::default(),
             notifier: long_poll::PullNotifier::default(),

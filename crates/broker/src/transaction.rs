@@ -241,21 +241,24 @@ async fn send_check(b: &Broker, m: &StoredMessage, phys: i64, half_offset: i64) 
     let Some(group) = m.properties.get(names::PRODUCER_GROUP) else {
         return;
     };
-    let Some(conn) = b
-        .clients
-        .producer_conns(group)
-        .into_iter()
-        .find_map(|id| b.conns.get(id))
-    else {
-        tracing::debug!(%group, "no live producer to check a transaction with");
-        return;
-    };
     let mut shown = m.clone();
     if let Some(t) = m.properties.get(names::REAL_TOPIC) {
         shown.topic = t.to_string();
     }
     shown.physical_offset = phys;
     shown.queue_offset = half_offset;
+    let Some(conn) = b
+        .clients
+        .producer_conns(group)
+        .into_iter()
+        .find_map(|id| b.conns.get(id))
+    else {
+        // A 5.x producer over gRPC, found by the topic it publishes to.
+        if !crate::grpc::check_transaction(b, &shown, phys) {
+            tracing::debug!(%group, "no live producer to check a transaction with");
+        }
+        return;
+    };
     let Ok(body) = shown.to_bytes() else { return };
     let offset_id =
         ferrocket_protocol::message::encode_offset_msg_id(b.store.config().store_host, phys);

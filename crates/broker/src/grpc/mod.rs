@@ -7,14 +7,16 @@
 //! ReceiveMessage with long polling, AckMessage, ChangeInvisibleDuration,
 //! ForwardMessageToDeadLetterQueue) and NotifyClientTermination. A send goes through the same
 //! handler as a remoting SEND_MESSAGE, and a receive reads the same queues as a remoting pull,
-//! so both generations of clients see the same messages. Not yet: transactions, the offset and
-//! pull calls (UNIMPLEMENTED).
+//! so both generations of clients see the same messages. Transactions: half messages through
+//! the remoting path, EndTransaction by the half message's offset id, checks pushed to a live
+//! producer's Telemetry stream. Not yet: the offset and pull calls (UNIMPLEMENTED).
 //! - `send`: SendMessage, translated to a remoting send;
 //! - `receive`: the consumer calls; `convert`: a stored message as clients receive it;
 //! - `settings`: Telemetry and the Settings merge;
 //! - `route`: QueryRoute.
 
 mod convert;
+mod producers;
 mod receive;
 mod route;
 mod send;
@@ -35,6 +37,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::Broker;
 use pb::messaging_service_server::{MessagingService, MessagingServiceServer};
+pub use producers::Producers;
 
 /// A payload status.
 pub(crate) fn status(code: pb::Code, message: impl Into<String>) -> Option<pb::Status> {
@@ -183,9 +186,11 @@ impl MessagingService for Service {
 
     async fn end_transaction(
         &self,
-        _req: Request<pb::EndTransactionRequest>,
+        req: Request<pb::EndTransactionRequest>,
     ) -> Result<Response<pb::EndTransactionResponse>, Status> {
-        Err(not_yet("EndTransaction"))
+        Ok(Response::new(
+            send::end_transaction(&self.b, req.into_inner()).await,
+        ))
     }
 
     type TelemetryStream = RpcStream<pb::TelemetryCommand>;
@@ -232,4 +237,15 @@ impl MessagingService for Service {
     ) -> Result<Response<pb::SyncLiteSubscriptionResponse>, Status> {
         Err(not_yet("SyncLiteSubscription"))
     }
+}
+
+/// Sends a transaction check of a half message to a gRPC producer of its topic; false when no
+/// such producer is connected.
+pub(crate) fn check_transaction(
+    b: &Broker,
+    shown: &ferrocket_protocol::message::StoredMessage,
+    phys: i64,
+) -> bool {
+    let id = ferrocket_protocol::message::encode_offset_msg_id(b.store.config().store_host, phys);
+    b.grpc_producers.check(shown.clone(), id)
 }

@@ -18,6 +18,12 @@ use crate::Broker;
 /// Producer group recorded with gRPC sends (5.x producers have none).
 pub(crate) const GRPC_PRODUCER_GROUP: &str = "GRPC_PRODUCER";
 
+/// The producer group of a gRPC transactional message: 5.x producers have no group, so, as the
+/// proxy does, the topic stands for it; transaction checks go to a producer publishing to it.
+pub(crate) fn producer_group(topic: &str) -> String {
+    format!("%GRPC%{topic}")
+}
+
 /// Connection ids of gRPC calls, far from the remoting server's.
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1 << 62);
 
@@ -84,14 +90,19 @@ fn to_remoting(b: &Broker, m: pb::Message) -> Result<RemotingCommand, pb::SendRe
             &id,
         ));
     }
-    if sp.message_type == pb::MessageType::Transaction as i32 {
-        return Err(entry(
-            pb::Code::Unsupported,
-            "transactional messages over gRPC are not supported yet",
-            &id,
-        ));
-    }
+    let transactional = sp.message_type == pb::MessageType::Transaction as i32;
     let mut props = Properties::new();
+    if transactional {
+        if sp.message_group.is_some() || sp.delivery_timestamp.is_some() {
+            return Err(entry(
+                pb::Code::MessagePropertyConflictWithType,
+                "a transactional message has no message group or delivery time",
+                &id,
+            ));
+        }
+        props.insert(names::TRANSACTION_PREPARED, "true");
+        props.insert(names::PRODUCER_GROUP, producer_group(&topic));
+    }
     for (k, v) in m.user_properties {
         props.insert(k, v);
     }
@@ -123,7 +134,14 @@ fn to_remoting(b: &Broker, m: pb::Message) -> Result<RemotingCommand, pb::SendRe
         .with_ext("defaultTopic", "TBW102")
         .with_ext("defaultTopicQueueNums", 4)
         .with_ext("queueId", queue_id)
-        .with_ext("sysFlag", 0)
+        .with_ext(
+            "sysFlag",
+            if transactional {
+                ferrocket_protocol::message::sysflag::TRANSACTION_PREPARED_TYPE
+            } else {
+                0
+            },
+        )
         .with_ext("bornTimestamp", born)
         .with_ext("flag", 0)
         .with_ext("properties", props.encode())
@@ -159,6 +177,10 @@ pub(crate) async fn send_message(
             .as_ref()
             .map(|s| s.message_id.clone())
             .unwrap_or_default();
+        let transactional = m
+            .system_properties
+            .as_ref()
+            .is_some_and(|s| s.message_type == pb::MessageType::Transaction as i32);
         let cmd = match to_remoting(b, m) {
             Ok(c) => c,
             Err(e) => {
@@ -181,6 +203,10 @@ pub(crate) async fn send_message(
                 .ext("queueOffset")
                 .and_then(|o| o.parse().ok())
                 .unwrap_or(0);
+            // The half message's offset id: EndTransaction finds it by this.
+            if transactional {
+                e.transaction_id = resp.ext("msgId").unwrap_or_default().to_string();
+            }
         }
         entries.push(e);
     }
@@ -198,4 +224,49 @@ pub(crate) async fn send_message(
         _ => super::status(pb::Code::MultipleResults, "see each entry"),
     };
     pb::SendMessageResponse { status, entries }
+}
+
+/// EndTransaction: commit or roll back the half message the transaction id names (its offset
+/// id), through the remoting END_TRANSACTION path.
+pub(crate) async fn end_transaction(
+    b: &Arc<Broker>,
+    req: pb::EndTransactionRequest,
+) -> pb::EndTransactionResponse {
+    let Ok((_, phys)) = ferrocket_protocol::message::decode_offset_msg_id(&req.transaction_id)
+    else {
+        return pb::EndTransactionResponse {
+            status: super::status(pb::Code::InvalidTransactionId, "unknown transaction id"),
+        };
+    };
+    use ferrocket_protocol::message::sysflag;
+    let kind = match pb::TransactionResolution::try_from(req.resolution) {
+        Ok(pb::TransactionResolution::Commit) => sysflag::TRANSACTION_COMMIT_TYPE,
+        Ok(pb::TransactionResolution::Rollback) => sysflag::TRANSACTION_ROLLBACK_TYPE,
+        _ => {
+            return pb::EndTransactionResponse {
+                status: super::status(
+                    pb::Code::BadRequest,
+                    "resolution must be COMMIT or ROLLBACK",
+                ),
+            }
+        }
+    };
+    let topic = req.topic.map(|t| t.name).unwrap_or_default();
+    let cmd = RemotingCommand::request(RequestCode::END_TRANSACTION)
+        .with_ext("producerGroup", producer_group(&topic))
+        .with_ext("tranStateTableOffset", 0)
+        .with_ext("commitLogOffset", phys)
+        .with_ext("commitOrRollback", kind)
+        .with_ext(
+            "fromTransactionCheck",
+            req.source == pb::TransactionSource::SourceServerCheck as i32,
+        )
+        .with_ext("msgId", &req.message_id)
+        .with_ext("transactionId", &req.transaction_id);
+    let status = match crate::transaction::end_transaction(b, &cmd).await {
+        Ok(r) if r.code == ResponseCode::SUCCESS as i32 => super::ok(),
+        Ok(r) => super::status(code_of(r.code), r.remark.unwrap_or_default()),
+        Err(e) => super::status(pb::Code::InternalServerError, e.to_string()),
+    };
+    pb::EndTransactionResponse { status }
 }

@@ -98,6 +98,10 @@ pub(crate) fn telemetry(
                 None => return,
             };
             if let Some(pb::telemetry_command::Command::Settings(s)) = cmd.command {
+                if let Some(pb::settings::PubSub::Publishing(p)) = &s.pub_sub {
+                    b.grpc_producers
+                        .register(p.topics.iter().map(|t| t.name.clone()), &tx);
+                }
                 let reply = pb::TelemetryCommand {
                     status: super::ok(),
                     command: Some(pb::telemetry_command::Command::Settings(merge(&b, s))),

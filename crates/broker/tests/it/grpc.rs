@@ -320,3 +320,44 @@ fn the_official_python_push_consumer_consumes_and_retries_a_failure() {
         .collect();
     assert_eq!(&p1[..2], [1, 2], "{lines:?}");
 }
+
+/// Transactions: commit visible once, rollback never, an open one checked back over the
+/// producer's Telemetry stream and committed by its checker.
+#[test]
+fn the_official_python_producer_commits_rolls_back_and_answers_checks() {
+    const TX_TOPIC: &str = "GrpcTxTopic";
+    let gport = free_port();
+    let b = Broker::start(&format!(
+        "grpcServerPort = {gport}\ntransactionTimeOut = 1000\ntransactionCheckInterval = 500"
+    ));
+    let endpoint = format!("127.0.0.1:{gport}");
+    wait_for_port(&endpoint, Duration::from_secs(10));
+    create_topic(&mut b.client(), TX_TOPIC, 2);
+    let lines = run_python("transaction.py", &[&endpoint, TX_TOPIC]);
+    assert_eq!(events(&lines, "sent").len(), 3, "{lines:?}");
+    assert_eq!(
+        bodies_of(&events(&lines, "checked")),
+        ["tx-open"],
+        "{lines:?}"
+    );
+    let visible = eventually(Duration::from_secs(15), || {
+        let mut v: Vec<String> = messages_of(&b, TX_TOPIC, 2)
+            .into_values()
+            .flatten()
+            .map(|m| body(&m))
+            .collect();
+        v.sort();
+        (v.len() >= 2).then_some(v)
+    })
+    .expect("committed messages visible");
+    assert_eq!(visible, ["tx-commit", "tx-open"]);
+    // Nothing more shows up later (the rollback stays invisible, no commit is applied twice).
+    std::thread::sleep(Duration::from_secs(2));
+    let mut again: Vec<String> = messages_of(&b, TX_TOPIC, 2)
+        .into_values()
+        .flatten()
+        .map(|m| body(&m))
+        .collect();
+    again.sort();
+    assert_eq!(again, ["tx-commit", "tx-open"]);
+}

@@ -35,9 +35,12 @@ pub struct BrokerConfig {
     pub broker_ip2: IpAddr,
     pub listen_port: u16,
     pub ha_listen_port: u16,
-    /// `grpcServerPort` (Ferrocket's own; RocketMQ's proxy key): where RocketMQ 5.x gRPC
-    /// clients connect, on `brokerIP1`. 0 (the default for now) serves no gRPC.
+    /// `grpcServerPort` (Ferrocket's own; RocketMQ's proxy key, default 8081): where RocketMQ
+    /// 5.x gRPC clients connect, on `brokerIP1`; 0 serves no gRPC.
     pub grpc_server_port: u16,
+    /// `grpcServerPort` was set in the file: a port in use then stops startup; the default port
+    /// in use only disables gRPC with a warning (another broker or a proxy on this host).
+    pub grpc_port_explicit: bool,
     /// `namesrvAddr`, split on `;`.
     pub namesrv_addr: Vec<String>,
     pub broker_role: BrokerRole,
@@ -113,7 +116,8 @@ impl Default for BrokerConfig {
             broker_ip2: ip,
             listen_port: 10911,
             ha_listen_port: 10912,
-            grpc_server_port: 0,
+            grpc_server_port: 8081,
+            grpc_port_explicit: false,
             namesrv_addr: Vec::new(),
             broker_role: BrokerRole::AsyncMaster,
             broker_permission: 6,
@@ -214,6 +218,7 @@ impl BrokerConfig {
         p.set("brokerClusterName", &mut c.broker_cluster_name)?;
         p.set("brokerId", &mut c.broker_id)?;
         p.set("listenPort", &mut c.listen_port)?;
+        c.grpc_port_explicit = p.str("grpcServerPort").is_some();
         p.set("grpcServerPort", &mut c.grpc_server_port)?;
         c.broker_ip1 = match p.str("brokerIP1") {
             Some(v) => v

@@ -50,7 +50,14 @@ pub async fn start(conf: BrokerConfig) -> Result<BrokerHandle, BrokerError> {
     let (fast, _) = bind(conf.broker_ip1, conf.fast_listen_port()).await?;
     let grpc = match conf.grpc_server_port {
         0 => None,
-        port => Some(bind(conf.broker_ip1, port).await?.0),
+        port => match bind(conf.broker_ip1, port).await {
+            Ok((l, _)) => Some(l),
+            Err(e) if !conf.grpc_port_explicit => {
+                tracing::warn!(error = %e, "the default gRPC port {port} is taken; serving no RocketMQ 5.x gRPC clients (set grpcServerPort to another port, or 0)");
+                None
+            }
+            Err(e) => return Err(e),
+        },
     };
     let broker = tokio::task::spawn_blocking(move || Broker::open(conf))
         .await

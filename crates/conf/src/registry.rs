@@ -312,7 +312,7 @@ const BROKER: &[(&str, &str)] = &[
     ("dLegerPeers", ""),
     ("dLegerSelfId", ""),
     // Ferrocket's own: the port of RocketMQ 5.x's gRPC API, served by the broker (0: off).
-    ("grpcServerPort", "0"),
+    ("grpcServerPort", "8081"),
     // Ferrocket's own: Raft timing of DLedger mode (RocketMQ's DLedger fails over in ~10 s).
     ("dLegerHeartbeatIntervalMs", "100"),
     ("dLegerElectionTimeoutMs", "400"),

@@ -361,3 +361,68 @@ fn the_official_python_producer_commits_rolls_back_and_answers_checks() {
     again.sort();
     assert_eq!(again, ["tx-commit", "tx-open"]);
 }
+
+/// An orderly group: one message of a queue in flight at a time, in queue order, the first
+/// coming back (attempt 2) before anything after it.
+#[test]
+fn an_orderly_group_gets_one_message_of_a_queue_at_a_time_in_order() {
+    const FIFO_TOPIC: &str = "GrpcFifoTopic";
+    let gport = free_port();
+    let b = Broker::start(&format!("grpcServerPort = {gport}"));
+    let endpoint = format!("127.0.0.1:{gport}");
+    wait_for_port(&endpoint, Duration::from_secs(10));
+    let mut c = b.client();
+    create_topic(&mut c, FIFO_TOPIC, 1);
+    let r = c
+        .call(
+            RemotingCommand::request(RequestCode::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP)
+                .with_body(br#"{"groupName":"FifoGroup","consumeMessageOrderly":true}"#.to_vec()),
+        )
+        .unwrap();
+    assert_eq!(r.code, 0, "{:?}", r.remark);
+    for i in 0..5 {
+        let body = format!("f-{i}");
+        let req = send_req(
+            FIFO_TOPIC,
+            0,
+            body.as_bytes(),
+            None,
+            true,
+            SerializeType::Json,
+        )
+        .with_ext(
+            "i",
+            props(
+                Some("F"),
+                &[
+                    ("UNIQ_KEY", format!("F-{i}").as_str()),
+                    ("__SHARDINGKEY", "g"),
+                ],
+            ),
+        );
+        assert_eq!(c.call(req).unwrap().code, 0);
+    }
+    let lines = run_python("consumer.py", &[&endpoint, FIFO_TOPIC, "FifoGroup", "fifo"]);
+    assert!(events(&lines, "unexpected").is_empty(), "{lines:?}");
+    let seen: Vec<(String, i64)> = events(&lines, "received")
+        .iter()
+        .map(|l| {
+            (
+                l["body"].as_str().unwrap().to_string(),
+                l["attempt"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, i64)> = [
+        ("f-0", 1),
+        ("f-0", 2),
+        ("f-1", 1),
+        ("f-2", 1),
+        ("f-3", 1),
+        ("f-4", 1),
+    ]
+    .iter()
+    .map(|(b, a)| (b.to_string(), *a))
+    .collect();
+    assert_eq!(seen, want, "{lines:?}");
+}

@@ -7,6 +7,8 @@ usage: consumer.py ENDPOINT TOPIC GROUP PHASE
   second: (after a broker restart) wait for a-3 to come back with attempt 2, ack it, then
           check nothing else is delivered
   dlq:    receive the messages tagged B (invisible 1 s) without acking, twice
+  fifo:   (an orderly group) leave the first message unacked, see nothing else is delivered
+          while it is in flight, then ack everything as it comes
 """
 import json
 import sys
@@ -30,7 +32,7 @@ def receive_until(consumer, want, limit_s, invisible_s):
 
 def main():
     endpoint, topic, group, phase = sys.argv[1:5]
-    tag = "B" if phase == "dlq" else "A"
+    tag = {"dlq": "B", "fifo": "F"}.get(phase, "A")
     consumer = SimpleConsumer(
         ClientConfiguration(endpoint, Credentials()),
         group,
@@ -65,6 +67,20 @@ def main():
             time.sleep(1.5)
             for m in consumer.receive(32, 1) or []:
                 out(event="unexpected", body=m.body.decode(), attempt=m.delivery_attempt)
+        elif phase == "fifo":
+            # Invisible longer than the next receive's 3 s poll.
+            first = receive_until(consumer, 1, 30, 6)
+            for m in first:
+                out(event="received", body=m.body.decode(), attempt=m.delivery_attempt)
+            for m in consumer.receive(32, 2) or []:
+                out(event="unexpected", body=m.body.decode(), attempt=m.delivery_attempt)
+            end = time.time() + 30
+            acked = 0
+            while acked < 5 and time.time() < end:
+                for m in consumer.receive(32, 2) or []:
+                    out(event="received", body=m.body.decode(), attempt=m.delivery_attempt)
+                    consumer.ack(m)
+                    acked += 1
     finally:
         consumer.shutdown()
 

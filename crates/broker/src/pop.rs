@@ -18,7 +18,12 @@ use bytes::Bytes;
 use ferrocket_store::kv::{MetaKv, Namespace};
 use serde::{Deserialize, Serialize};
 
+use crate::topic::DLQ_GROUP_TOPIC_PREFIX;
 use crate::Broker;
+use ferrocket_protocol::message::{decode, names};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
 
 /// One message handed out and not acked.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,6 +46,9 @@ pub struct Popped {
     pub offset: i64,
     pub attempt: i32,
     pub handle: String,
+    /// The delivery's nonce (in the handle; the remoting POP_CK carries it as its pop time).
+    pub nonce: u64,
+    pub queue_id: i32,
     pub invisible_ms: i64,
 }
 
@@ -50,11 +58,11 @@ pub struct Handle {
     pub topic: String,
     pub queue_id: i32,
     pub offset: i64,
-    nonce: u64,
+    pub nonce: u64,
 }
 
 impl Handle {
-    fn encode(&self) -> String {
+    pub fn encode(&self) -> String {
         format!(
             "1 {} {} {:x} {}",
             self.queue_id, self.offset, self.nonce, self.topic
@@ -122,7 +130,7 @@ impl PopManager {
         }
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64);
+            .map_or(1, |d| d.as_nanos() as u64 & (i64::MAX as u64 >> 1));
         Ok(PopManager {
             kv,
             state: Mutex::new(state),
@@ -260,6 +268,9 @@ impl PopManager {
             Some(f) if f.nonce == handle.nonce => {
                 st.inflight.remove(&handle.offset);
             }
+            // Acked before: acks are idempotent.
+            None if handle.offset < st.cursor => return Ok(()),
+            // Never handed out, or handed out again since (this handle is stale).
             _ => return Err(HandleError::Invalid),
         }
         let st = st.clone();
@@ -276,7 +287,7 @@ impl PopManager {
         handle: &Handle,
         invisible_ms: i64,
         now: i64,
-    ) -> Result<String, HandleError> {
+    ) -> Result<Handle, HandleError> {
         let k = key(group, &handle.topic, handle.queue_id);
         let mut all = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let st = all.get_mut(&k).ok_or(HandleError::Invalid)?;
@@ -293,9 +304,87 @@ impl PopManager {
         Ok(Handle {
             nonce,
             ..handle.clone()
-        }
-        .encode())
+        })
     }
+}
+
+/// Pops with long polling: waits up to `poll` for a message to arrive or to become visible
+/// again. Messages past their attempts go to the DLQ on the way.
+pub async fn receive(
+    b: &Arc<Broker>,
+    req: PopRequest<'_>,
+    max_attempts: i32,
+    poll: Duration,
+) -> Vec<Popped> {
+    let notifies: Vec<Arc<Notify>> = req
+        .queues
+        .iter()
+        .map(|q| b.notifier.notifier(req.topic, *q))
+        .collect();
+    let until = tokio::time::Instant::now() + poll;
+    let mut req = req;
+    loop {
+        let mut waits: Vec<_> = notifies.iter().map(|n| Box::pin(n.notified())).collect();
+        for w in &mut waits {
+            w.as_mut().enable();
+        }
+        req.now = crate::now_ms();
+        let (popped, dead) = b.pop.pop(b, &req, max_attempts);
+        for record in dead {
+            to_dlq(b, req.group, &record).await;
+        }
+        let now_i = tokio::time::Instant::now();
+        if !popped.is_empty() || now_i >= until || b.shutdown.is_cancelled() {
+            return popped;
+        }
+        // Wake for a new message, a message becoming visible again, or the end of the poll.
+        let mut wake = until;
+        if let Some(at) = b.pop.next_visible(req.group, req.topic, req.queues) {
+            let ms = (at - crate::now_ms()).max(0) as u64;
+            wake = wake.min(now_i + Duration::from_millis(ms));
+        }
+        tokio::select! {
+            _ = futures::future::select_all(waits) => {}
+            _ = tokio::time::sleep_until(wake) => {}
+            _ = b.shutdown.cancelled() => {}
+        }
+    }
+}
+
+/// Moves a message past its attempts (or forwarded by the client) to `%DLQ%<group>`.
+pub async fn to_dlq(b: &Broker, group: &str, record: &Bytes) -> bool {
+    let Ok(mut m) = decode(record) else {
+        return false;
+    };
+    let dlq = format!("{DLQ_GROUP_TOPIC_PREFIX}{group}");
+    if let Err(e) = b.topics.get_or_create(&dlq, 1) {
+        tracing::error!(error = %e, "creating the DLQ topic failed");
+        return false;
+    }
+    if m.properties.get(names::RETRY_TOPIC).is_none() {
+        let t = m.topic.clone();
+        m.properties.insert(names::RETRY_TOPIC, t);
+    }
+    let origin = m
+        .properties
+        .get(names::UNIQ_CLIENT_MESSAGE_ID_KEYIDX)
+        .map(String::from)
+        .unwrap_or_else(|| {
+            ferrocket_protocol::message::encode_offset_msg_id(m.store_host, m.physical_offset)
+        });
+    m.properties.insert(names::ORIGIN_MESSAGE_ID, origin);
+    m.topic = dlq.clone();
+    m.queue_id = 0;
+    m.queue_offset = 0;
+    m.physical_offset = 0;
+    m.properties.remove(names::TIMER_DELIVER_MS);
+    m.properties.remove(names::DELAY_TIME_LEVEL);
+    let r = b.put_message(m).await;
+    if r.append.is_some() {
+        b.notifier.notify(&dlq, 0);
+        b.stats.add_put(1);
+    }
+    r.status.is_stored()
 }
 
 fn popped(req: &PopRequest<'_>, q: i32, off: i64, f: &Flight, record: Bytes) -> Popped {
@@ -310,6 +399,8 @@ fn popped(req: &PopRequest<'_>, q: i32, off: i64, f: &Flight, record: Bytes) -> 
             nonce: f.nonce,
         }
         .encode(),
+        nonce: f.nonce,
+        queue_id: q,
         invisible_ms: req.invisible_ms,
     }
 }

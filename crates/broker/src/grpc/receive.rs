@@ -6,14 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use ferrocket_protocol::message::{decode, names};
-use tokio::sync::Notify;
+use ferrocket_protocol::message::decode;
 
 use super::convert::{duration_ms, to_pb};
 use super::{pb, status};
 use crate::pop::{Handle, PopRequest};
-use crate::topic::DLQ_GROUP_TOPIC_PREFIX;
 use crate::Broker;
 
 /// Longest a receive is held (the proxy's cap).
@@ -124,103 +121,44 @@ pub(crate) async fn receive(
     let queues: Vec<i32> = (0..n).map(|i| ((start + i) % n) as i32).collect();
     let fifo = orderly(b, &group);
     let max = req.batch_size.clamp(1, MAX_BATCH) as usize;
-    let notifies: Vec<Arc<Notify>> = queues
-        .iter()
-        .map(|q| b.notifier.notifier(&topic, *q))
-        .collect();
-    let until = tokio::time::Instant::now() + poll;
-    loop {
-        let mut waits: Vec<_> = notifies.iter().map(|n| Box::pin(n.notified())).collect();
-        for w in &mut waits {
-            w.as_mut().enable();
-        }
-        let now = crate::now_ms();
-        let (popped, dead) = b.pop.pop(
-            b,
-            &PopRequest {
-                group: &group,
-                topic: &topic,
-                queues: &queues,
-                tags: tags.as_ref(),
-                max,
-                invisible_ms,
-                fifo,
-                now,
-            },
-            g.retry_max_times + 1,
-        );
-        for record in dead {
-            to_dlq(b, &group, &record).await;
-        }
-        if !popped.is_empty() {
-            let mut out = one(super::ok());
-            for p in popped {
-                match decode(&p.record) {
-                    Ok(m) => out.push(pb::ReceiveMessageResponse {
-                        content: Some(pb::receive_message_response::Content::Message(to_pb(
-                            m,
-                            Some(&p),
-                        ))),
-                    }),
-                    Err(e) => {
-                        tracing::error!(error = %e, offset = p.offset, "undecodable record skipped")
-                    }
-                }
-            }
-            // When the broker handed them out (the clients' consume-await metric needs it).
-            out.push(pb::ReceiveMessageResponse {
-                content: Some(pb::receive_message_response::Content::DeliveryTimestamp(
-                    super::convert::timestamp(crate::now_ms()),
-                )),
-            });
-            return out;
-        }
-        let now_i = tokio::time::Instant::now();
-        if now_i >= until || b.shutdown.is_cancelled() {
-            return one(status(pb::Code::MessageNotFound, "no new message"));
-        }
-        // Wake for a new message, a message becoming visible again, or the end of the poll.
-        let mut wake = until;
-        if let Some(at) = b.pop.next_visible(&group, &topic, &queues) {
-            let ms = (at - crate::now_ms()).max(0) as u64;
-            wake = wake.min(now_i + Duration::from_millis(ms));
-        }
-        tokio::select! {
-            _ = futures::future::select_all(waits) => {}
-            _ = tokio::time::sleep_until(wake) => {}
-            _ = b.shutdown.cancelled() => {}
+    let popped = crate::pop::receive(
+        b,
+        PopRequest {
+            group: &group,
+            topic: &topic,
+            queues: &queues,
+            tags: tags.as_ref(),
+            max,
+            invisible_ms,
+            fifo,
+            now: crate::now_ms(),
+        },
+        g.retry_max_times + 1,
+        poll,
+    )
+    .await;
+    if popped.is_empty() {
+        return one(status(pb::Code::MessageNotFound, "no new message"));
+    }
+    let mut out = one(super::ok());
+    for p in popped {
+        match decode(&p.record) {
+            Ok(m) => out.push(pb::ReceiveMessageResponse {
+                content: Some(pb::receive_message_response::Content::Message(to_pb(
+                    m,
+                    Some(&p),
+                ))),
+            }),
+            Err(e) => tracing::error!(error = %e, offset = p.offset, "undecodable record skipped"),
         }
     }
-}
-
-/// Moves a message past its attempts (or forwarded by the client) to `%DLQ%<group>`.
-async fn to_dlq(b: &Broker, group: &str, record: &Bytes) -> bool {
-    let Ok(mut m) = decode(record) else {
-        return false;
-    };
-    let dlq = format!("{DLQ_GROUP_TOPIC_PREFIX}{group}");
-    if let Err(e) = b.topics.get_or_create(&dlq, 1) {
-        tracing::error!(error = %e, "creating the DLQ topic failed");
-        return false;
-    }
-    if m.properties.get(names::RETRY_TOPIC).is_none() {
-        let t = m.topic.clone();
-        m.properties.insert(names::RETRY_TOPIC, t);
-    }
-    let origin = super::convert::message_id(&m);
-    m.properties.insert(names::ORIGIN_MESSAGE_ID, origin);
-    m.topic = dlq.clone();
-    m.queue_id = 0;
-    m.queue_offset = 0;
-    m.physical_offset = 0;
-    m.properties.remove(names::TIMER_DELIVER_MS);
-    m.properties.remove(names::DELAY_TIME_LEVEL);
-    let r = b.put_message(m).await;
-    if r.append.is_some() {
-        b.notifier.notify(&dlq, 0);
-        b.stats.add_put(1);
-    }
-    r.status.is_stored()
+    // When the broker handed them out (the clients' consume-await metric needs it).
+    out.push(pb::ReceiveMessageResponse {
+        content: Some(pb::receive_message_response::Content::DeliveryTimestamp(
+            super::convert::timestamp(crate::now_ms()),
+        )),
+    });
+    out
 }
 
 pub(crate) fn ack(b: &Broker, req: pb::AckMessageRequest) -> pb::AckMessageResponse {
@@ -275,6 +213,7 @@ pub(crate) fn change_invisible(
         b.pop
             .change_invisible(&group, &h, ms.max(0), crate::now_ms())
             .ok()
+            .map(|h| h.encode())
     });
     match r {
         Some(handle) => pb::ChangeInvisibleDurationResponse {
@@ -320,7 +259,7 @@ pub(crate) async fn forward_to_dlq(
             ),
         };
     }
-    let stored = to_dlq(b, &group, &record).await;
+    let stored = crate::pop::to_dlq(b, &group, &record).await;
     pb::ForwardMessageToDeadLetterQueueResponse {
         status: if stored {
             super::ok()

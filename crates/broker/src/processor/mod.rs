@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod client;
 pub mod offset;
+pub mod pop;
 pub mod pull;
 pub mod send;
 pub mod send_back;
@@ -58,6 +59,7 @@ pub fn may_wait(code: i32) -> bool {
         || code == RequestCode::SEND_BATCH_MESSAGE as i32
         || code == RequestCode::PULL_MESSAGE as i32
         || code == RequestCode::CONSUMER_SEND_MSG_BACK as i32
+        || code == RequestCode::POP_MESSAGE as i32
 }
 
 /// Answers one request; `None` only when there is nothing to send back at all.
@@ -128,6 +130,9 @@ async fn dispatch(
         C::GET_PRODUCER_CONNECTION_LIST => admin::get_producer_connection_list(b, req),
         C::VIEW_MESSAGE_BY_ID => admin::view_message_by_id(b, req),
         C::QUERY_MESSAGE => admin::query_message(b, req),
+        C::POP_MESSAGE => pop::pop_message(b, req).await,
+        C::ACK_MESSAGE => pop::ack_message(b, req),
+        C::CHANGE_MESSAGE_INVISIBLETIME => pop::change_invisible_time(b, req),
         _ => return None,
     })
 }

@@ -13,6 +13,7 @@ mod layout_ha;
 mod layout_stock;
 mod long_poll;
 mod namesrv;
+mod pop;
 mod restart;
 mod send_pull;
 mod stock_conf;

@@ -191,3 +191,42 @@ crate::header! {
         optional { topic: String = "topic", }
     }
 }
+
+crate::header! {
+    /// POP_MESSAGE (200050, 5.x): pop up to `maxMsgNums` of a queue (-1: any), invisible for
+    /// `invisibleTime` ms, held up to `pollTime` ms.
+    pub struct PopMessageRequestHeader {
+        required {
+            consumer_group: String = "consumerGroup",
+            topic: String = "topic",
+            queue_id: i32 = "queueId",
+            max_msg_nums: i32 = "maxMsgNums",
+            invisible_time: i64 = "invisibleTime",
+            poll_time: i64 = "pollTime",
+            born_time: i64 = "bornTime",
+            init_mode: i32 = "initMode",
+        }
+        optional {
+            exp_type: String = "expType",
+            exp: String = "exp",
+            order: bool = "order",
+            attempt_id: String = "attemptId",
+        }
+    }
+}
+
+crate::header! {
+    /// ACK_MESSAGE (200051, 5.x); CHANGE_MESSAGE_INVISIBLETIME (200053) adds `invisibleTime`.
+    pub struct AckMessageRequestHeader {
+        required {
+            consumer_group: String = "consumerGroup",
+            topic: String = "topic",
+            queue_id: i32 = "queueId",
+            extra_info: String = "extraInfo",
+            offset: i64 = "offset",
+        }
+        optional {
+            invisible_time: i64 = "invisibleTime",
+        }
+    }
+}

@@ -18,7 +18,7 @@ mod delay;
 mod dledger;
 pub mod filter;
 mod groups;
-mod grpc;
+pub mod grpc;
 mod ha;
 mod headers;
 pub mod layout;

@@ -37,7 +37,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::Broker;
 use pb::messaging_service_server::{MessagingService, MessagingServiceServer};
-pub use producers::Producers;
+pub(crate) use producers::Producers;
 
 /// A payload status.
 pub(crate) fn status(code: pb::Code, message: impl Into<String>) -> Option<pb::Status> {
@@ -52,7 +52,7 @@ pub(crate) fn ok() -> Option<pb::Status> {
 }
 
 /// Serves the API on `listener` until the broker shuts down.
-pub async fn serve(b: Arc<Broker>, listener: TcpListener) {
+pub(crate) async fn serve(b: Arc<Broker>, listener: TcpListener) {
     let stop = b.shutdown.clone();
     let svc = Service { b };
     let incoming = tokio_stream::StreamExt::map(

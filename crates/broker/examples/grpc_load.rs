@@ -35,8 +35,12 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         for w in 0..inflight {
             let mut client = MessagingServiceClient::new(channel.clone());
-            let (ok, errors, topic, body) =
-                (Arc::clone(&ok), Arc::clone(&errors), topic.clone(), body.clone());
+            let (ok, errors, topic, body) = (
+                Arc::clone(&ok),
+                Arc::clone(&errors),
+                topic.clone(),
+                body.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 let mut i = 0u64;
                 while Instant::now() < end {

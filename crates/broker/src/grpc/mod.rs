@@ -54,6 +54,9 @@ pub(crate) fn ok() -> Option<pb::Status> {
 /// Serves the API on `listener` until the broker shuts down.
 pub(crate) async fn serve(b: Arc<Broker>, listener: TcpListener) {
     let stop = b.shutdown.clone();
+    // A request may carry a body of maxMessageSize plus its properties: refusing it at the
+    // transport (gRPC's default 4 MiB limit) would hide the MESSAGE_BODY_TOO_LARGE answer.
+    let limit = (b.store.config().max_message_size + (1 << 20)).max(4 << 20);
     let svc = Service { b };
     let incoming = tokio_stream::StreamExt::map(
         tokio_stream::wrappers::TcpListenerStream::new(listener),
@@ -65,7 +68,11 @@ pub(crate) async fn serve(b: Arc<Broker>, listener: TcpListener) {
         },
     );
     let r = tonic::transport::Server::builder()
-        .add_service(MessagingServiceServer::new(svc))
+        .add_service(
+            MessagingServiceServer::new(svc)
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
         .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
         .await;
     if let Err(e) = r {

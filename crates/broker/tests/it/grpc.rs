@@ -499,3 +499,166 @@ fn the_official_node_client_sends_and_receives() {
         .collect();
     assert_eq!(stored.len(), 3);
 }
+
+/// Bad requests get the status codes the clients know, and garbage on the port costs only that
+/// connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_grpc_requests_fail_the_call_not_the_broker() {
+    use ferrocket_broker::grpc::pb;
+    use pb::messaging_service_client::MessagingServiceClient;
+    use std::io::Write;
+
+    let gport = free_port();
+    let b = Broker::start(&format!("grpcServerPort = {gport}"));
+    let endpoint = format!("127.0.0.1:{gport}");
+    wait_for_port(&endpoint, Duration::from_secs(10));
+    create_topic(&mut b.client(), "GrpcBadTopic", 1);
+    // Not HTTP/2 at all.
+    let mut s = std::net::TcpStream::connect(&endpoint).unwrap();
+    let _ = s.write_all(b"\x00\xffgarbage that is no HTTP/2 preface\r\n\r\n");
+    drop(s);
+
+    let mut c = MessagingServiceClient::connect(format!("http://{endpoint}"))
+        .await
+        .unwrap();
+    let code = |s: &Option<pb::Status>| s.as_ref().map(|s| s.code);
+    let res = |name: &str| {
+        Some(pb::Resource {
+            resource_namespace: String::new(),
+            name: name.into(),
+        })
+    };
+    let r = c
+        .query_route(pb::QueryRouteRequest {
+            topic: res("NoSuchTopic"),
+            endpoints: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        code(&r.get_ref().status),
+        Some(pb::Code::TopicNotFound as i32)
+    );
+    let r = c
+        .query_route(pb::QueryRouteRequest {
+            topic: res("GrpcBadTopic"),
+            endpoints: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(code(&r.get_ref().status), Some(pb::Code::Ok as i32));
+    assert_eq!(r.get_ref().message_queues.len(), 1);
+    assert_eq!(r.get_ref().message_queues[0].id, 0);
+
+    let r = c
+        .send_message(pb::SendMessageRequest { messages: vec![] })
+        .await
+        .unwrap();
+    assert_eq!(code(&r.get_ref().status), Some(pb::Code::BadRequest as i32));
+    let msg = |id: &str, body: &[u8]| pb::Message {
+        topic: res("GrpcBadTopic"),
+        user_properties: Default::default(),
+        system_properties: Some(pb::SystemProperties {
+            message_id: id.into(),
+            ..Default::default()
+        }),
+        body: body.to_vec(),
+    };
+    for (m, want) in [
+        (msg("", b"x"), pb::Code::IllegalMessageId),
+        (msg("ID1", b""), pb::Code::BadRequest),
+        (
+            msg("ID2", &vec![0u8; 4 * 1024 * 1024 + 1]),
+            pb::Code::MessageBodyTooLarge,
+        ),
+    ] {
+        let r = c
+            .send_message(pb::SendMessageRequest { messages: vec![m] })
+            .await
+            .unwrap();
+        assert_eq!(
+            code(&r.get_ref().status),
+            Some(want as i32),
+            "{:?}",
+            r.get_ref()
+        );
+        assert_eq!(r.get_ref().entries.len(), 1);
+    }
+    let r = c
+        .ack_message(pb::AckMessageRequest {
+            group: res("G"),
+            topic: res("GrpcBadTopic"),
+            entries: vec![pb::AckMessageEntry {
+                message_id: "x".into(),
+                receipt_handle: "not a handle".into(),
+                lite_topic: None,
+            }],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        code(&r.get_ref().status),
+        Some(pb::Code::InvalidReceiptHandle as i32)
+    );
+    assert_eq!(r.get_ref().entries.len(), 1);
+    let r = c
+        .change_invisible_duration(pb::ChangeInvisibleDurationRequest {
+            group: res("G"),
+            topic: res("GrpcBadTopic"),
+            receipt_handle: "1 0 0 ffff GrpcBadTopic".into(),
+            invisible_duration: Some(prost_types::Duration {
+                seconds: 1,
+                nanos: 0,
+            }),
+            message_id: "x".into(),
+            lite_topic: None,
+            suspend: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        code(&r.get_ref().status),
+        Some(pb::Code::InvalidReceiptHandle as i32)
+    );
+    // An empty long poll ends with MESSAGE_NOT_FOUND before the client's deadline.
+    let mut req = tonic::Request::new(pb::ReceiveMessageRequest {
+        group: res("G"),
+        message_queue: Some(pb::MessageQueue {
+            topic: res("GrpcBadTopic"),
+            id: 0,
+            ..Default::default()
+        }),
+        filter_expression: None,
+        batch_size: 4,
+        invisible_duration: Some(prost_types::Duration {
+            seconds: 10,
+            nanos: 0,
+        }),
+        auto_renew: false,
+        long_polling_timeout: Some(prost_types::Duration {
+            seconds: 30,
+            nanos: 0,
+        }),
+        attempt_id: None,
+    });
+    req.set_timeout(Duration::from_secs(2));
+    let t = Instant::now();
+    let mut stream = c.receive_message(req).await.unwrap().into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(2));
+    match first.content {
+        Some(pb::receive_message_response::Content::Status(s)) => {
+            assert_eq!(s.code, pb::Code::MessageNotFound as i32)
+        }
+        other => panic!("{other:?}"),
+    }
+    // Still serving.
+    let r = c
+        .heartbeat(pb::HeartbeatRequest {
+            group: None,
+            client_type: pb::ClientType::Producer as i32,
+        })
+        .await
+        .unwrap();
+    assert_eq!(code(&r.get_ref().status), Some(pb::Code::Ok as i32));
+}

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::topic::DLQ_GROUP_TOPIC_PREFIX;
 use crate::Broker;
-use ferrocket_protocol::message::{decode, names};
+use ferrocket_protocol::message::{decode, decode_view, names, Properties};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -90,6 +90,8 @@ pub struct PopRequest<'a> {
     pub topic: &'a str,
     pub queues: &'a [i32],
     pub tags: Option<&'a HashSet<i64>>,
+    /// A SQL92 property filter (`enablePropertyFilter=true`).
+    pub sql: Option<&'a crate::filter::Expr>,
     pub max: usize,
     pub invisible_ms: i64,
     pub fifo: bool,
@@ -222,9 +224,24 @@ impl PopManager {
                 req.max - out.len()
             };
             if room > 0 {
-                let r = b
-                    .store
-                    .get_message(req.topic, q, st.cursor, room, 4 << 20, req.tags);
+                let sql_filter = |rec: &[u8]| -> bool {
+                    match (req.sql, decode_view(rec, false)) {
+                        (Some(e), Ok(v)) => e.matches(&|k| Properties::lookup(v.properties, k)),
+                        _ => false,
+                    }
+                };
+                let record_filter: Option<&ferrocket_store::RecordFilter<'_>> = req
+                    .sql
+                    .map(|_| &sql_filter as &ferrocket_store::RecordFilter<'_>);
+                let r = b.store.get_message_filtered(
+                    req.topic,
+                    q,
+                    st.cursor,
+                    room,
+                    4 << 20,
+                    req.tags,
+                    record_filter,
+                );
                 for (record, off) in r.messages.into_iter().zip(r.queue_offsets) {
                     let f = Flight {
                         visible_at: req.now + req.invisible_ms,

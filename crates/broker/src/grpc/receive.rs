@@ -90,13 +90,24 @@ pub(crate) async fn receive(
         }
     };
     let filter = req.filter_expression.clone().unwrap_or_default();
-    let tags = if filter.r#type == pb::FilterType::Sql as i32 {
-        return one(status(
-            pb::Code::IllegalFilterExpression,
-            "SQL filters over gRPC are not supported yet; use a TAG expression",
-        ));
+    let (tags, sql) = if filter.r#type == pb::FilterType::Sql as i32 {
+        if !b.conf.enable_property_filter {
+            return one(status(
+                pb::Code::IllegalFilterExpression,
+                "SQL92 filters need enablePropertyFilter=true on the broker",
+            ));
+        }
+        match b.sql_filters.get(&filter.expression) {
+            Ok(e) => (None, Some(e)),
+            Err(why) => {
+                return one(status(
+                    pb::Code::IllegalFilterExpression,
+                    format!("bad SQL92 expression {:?}: {why}", filter.expression),
+                ))
+            }
+        }
     } else {
-        crate::processor::pull::parse_tags(&filter.expression)
+        (crate::processor::pull::parse_tags(&filter.expression), None)
     };
     let invisible_ms = req
         .invisible_duration
@@ -128,6 +139,7 @@ pub(crate) async fn receive(
             topic: &topic,
             queues: &queues,
             tags: tags.as_ref(),
+            sql: sql.as_deref(),
             max,
             invisible_ms,
             fifo,

@@ -92,6 +92,7 @@ pub async fn pop_message(b: &Arc<Broker>, req: &RemotingCommand) -> HandlerResul
             topic: &h.topic,
             queues: &queues,
             tags: tags.as_ref(),
+            sql: None,
             max: h.max_msg_nums.clamp(1, 32) as usize,
             invisible_ms,
             fifo: h.order == Some(true) || g.consume_message_orderly,

@@ -662,3 +662,111 @@ async fn bad_grpc_requests_fail_the_call_not_the_broker() {
         .unwrap();
     assert_eq!(code(&r.get_ref().status), Some(pb::Code::Ok as i32));
 }
+
+/// SQL92 filters on ReceiveMessage (`enablePropertyFilter=true`), and a bad expression refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receive_filters_by_sql92_properties() {
+    use ferrocket_broker::grpc::pb;
+    use pb::messaging_service_client::MessagingServiceClient;
+
+    let gport = free_port();
+    let b = Broker::start(&format!(
+        "grpcServerPort = {gport}\nenablePropertyFilter = true"
+    ));
+    let endpoint = format!("127.0.0.1:{gport}");
+    wait_for_port(&endpoint, Duration::from_secs(10));
+    let mut rc = b.client();
+    create_topic(&mut rc, "GrpcSqlTopic", 1);
+    for n in 1..=3 {
+        let req = send_req(
+            "GrpcSqlTopic",
+            0,
+            format!("n{n}").as_bytes(),
+            None,
+            true,
+            SerializeType::Json,
+        )
+        .with_ext(
+            "i",
+            props(
+                Some("T"),
+                &[
+                    ("UNIQ_KEY", format!("SQL-{n}").as_str()),
+                    ("n", &n.to_string()),
+                ],
+            ),
+        );
+        assert_eq!(rc.call(req).unwrap().code, 0);
+    }
+    let mut c = MessagingServiceClient::connect(format!("http://{endpoint}"))
+        .await
+        .unwrap();
+    let receive = |expr: &str| pb::ReceiveMessageRequest {
+        group: Some(pb::Resource {
+            resource_namespace: String::new(),
+            name: "SqlGroup".into(),
+        }),
+        message_queue: Some(pb::MessageQueue {
+            topic: Some(pb::Resource {
+                resource_namespace: String::new(),
+                name: "GrpcSqlTopic".into(),
+            }),
+            id: 0,
+            ..Default::default()
+        }),
+        filter_expression: Some(pb::FilterExpression {
+            r#type: pb::FilterType::Sql as i32,
+            expression: expr.into(),
+        }),
+        batch_size: 32,
+        invisible_duration: Some(prost_types::Duration {
+            seconds: 30,
+            nanos: 0,
+        }),
+        auto_renew: false,
+        long_polling_timeout: Some(prost_types::Duration {
+            seconds: 1,
+            nanos: 0,
+        }),
+        attempt_id: None,
+    };
+    let mut got = Vec::new();
+    let mut first_status = None;
+    let mut s = c
+        .receive_message(receive("n > 1"))
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(r) = s.message().await.unwrap() {
+        match r.content {
+            Some(pb::receive_message_response::Content::Status(st)) => first_status = Some(st.code),
+            Some(pb::receive_message_response::Content::Message(m)) => {
+                assert_eq!(
+                    m.user_properties.get("n").map(String::as_str),
+                    Some(&String::from_utf8_lossy(&m.body)[1..])
+                );
+                got.push(String::from_utf8(m.body).unwrap());
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(first_status, Some(pb::Code::Ok as i32));
+    got.sort();
+    assert_eq!(got, ["n2", "n3"]);
+    let mut s = c
+        .receive_message(receive("n >>> 1"))
+        .await
+        .unwrap()
+        .into_inner();
+    match s.message().await.unwrap().and_then(|r| r.content) {
+        Some(pb::receive_message_response::Content::Status(st)) => {
+            assert_eq!(
+                st.code,
+                pb::Code::IllegalFilterExpression as i32,
+                "{}",
+                st.message
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -98,7 +98,9 @@ impl MessagingService for Service {
         &self,
         req: Request<pb::QueryRouteRequest>,
     ) -> Result<Response<pb::QueryRouteResponse>, Status> {
-        Ok(Response::new(route::query_route(&self.b, req.get_ref())))
+        Ok(Response::new(
+            route::query_route(&self.b, req.get_ref()).await,
+        ))
     }
 
     async fn heartbeat(
@@ -122,10 +124,9 @@ impl MessagingService for Service {
         &self,
         req: Request<pb::QueryAssignmentRequest>,
     ) -> Result<Response<pb::QueryAssignmentResponse>, Status> {
-        Ok(Response::new(receive::query_assignment(
-            &self.b,
-            req.into_inner(),
-        )))
+        Ok(Response::new(
+            receive::query_assignment(&self.b, req.into_inner()).await,
+        ))
     }
 
     type ReceiveMessageStream = RpcStream<pb::ReceiveMessageResponse>;

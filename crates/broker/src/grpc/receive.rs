@@ -281,51 +281,54 @@ pub(crate) async fn forward_to_dlq(
     }
 }
 
-pub(crate) fn query_assignment(
+pub(crate) async fn query_assignment(
     b: &Broker,
     req: pb::QueryAssignmentRequest,
 ) -> pb::QueryAssignmentResponse {
-    let topic = name(&req.topic);
     let group = name(&req.group);
-    let Some(tc) = b.topics.get(&topic) else {
-        return pb::QueryAssignmentResponse {
-            status: status(pb::Code::TopicNotFound, format!("topic {topic} not found")),
-            assignments: Vec::new(),
-        };
-    };
-    if tc.read_queue_nums <= 0 || !crate::body::perm::readable(tc.perm) {
-        return pb::QueryAssignmentResponse {
-            status: status(pb::Code::Forbidden, "no readable queue"),
-            assignments: Vec::new(),
-        };
-    }
     let route = super::route::query_route(
         b,
         &pb::QueryRouteRequest {
             topic: req.topic.clone(),
             endpoints: None,
         },
-    );
-    let Some(first) = route.message_queues.first().cloned() else {
+    )
+    .await;
+    if route.status.as_ref().map(|s| s.code) != Some(pb::Code::Ok as i32) {
+        return pb::QueryAssignmentResponse {
+            status: route.status,
+            assignments: Vec::new(),
+        };
+    }
+    let readable: Vec<pb::MessageQueue> = route
+        .message_queues
+        .into_iter()
+        .filter(|q| q.permission != pb::Permission::Write as i32)
+        .collect();
+    if readable.is_empty() {
         return pb::QueryAssignmentResponse {
             status: status(pb::Code::Forbidden, "no readable queue"),
             assignments: Vec::new(),
         };
-    };
+    }
     // A FIFO group gets every queue (each in order); others one pseudo-queue per broker, the
     // broker popping from any of its queues.
     let assignments = if orderly(b, &group) {
-        route
-            .message_queues
+        readable
             .into_iter()
             .map(|q| pb::Assignment {
                 message_queue: Some(q),
             })
             .collect()
     } else {
-        vec![pb::Assignment {
-            message_queue: Some(pb::MessageQueue { id: -1, ..first }),
-        }]
+        let mut seen = std::collections::BTreeSet::new();
+        readable
+            .into_iter()
+            .filter(|q| seen.insert(q.broker.as_ref().map(|b| b.name.clone())))
+            .map(|q| pb::Assignment {
+                message_queue: Some(pb::MessageQueue { id: -1, ..q }),
+            })
+            .collect()
     };
     pb::QueryAssignmentResponse {
         status: super::ok(),

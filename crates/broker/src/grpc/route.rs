@@ -1,6 +1,12 @@
-//! QueryRoute: this broker's queues of a topic, with the gRPC endpoint clients send to.
+//! QueryRoute: the queues of a topic on every broker serving it (from the name servers' route,
+//! the masters' addresses with this broker's `grpcServerPort`: brokers of one cluster are
+//! expected to use the same port), or this broker's own queues when no name server answers.
 
 use std::net::IpAddr;
+use std::time::Duration;
+
+use ferrocket_protocol::body::route::TopicRouteData;
+use ferrocket_protocol::{RemotingCommand, RequestCode};
 
 use super::pb;
 use crate::body::perm;
@@ -29,31 +35,34 @@ pub(crate) fn endpoints(b: &Broker) -> pb::Endpoints {
     }
 }
 
-pub(crate) fn query_route(b: &Broker, req: &pb::QueryRouteRequest) -> pb::QueryRouteResponse {
-    let topic = req.topic.clone().unwrap_or_default();
-    let Some(tc) = b.topics.get(&topic.name) else {
-        return pb::QueryRouteResponse {
-            status: super::status(
-                pb::Code::TopicNotFound,
-                format!("topic {} not found", topic.name),
-            ),
-            message_queues: Vec::new(),
-        };
-    };
-    // Clients only use queues of broker id 0 (the master); a slave offers reads only.
-    let writable = perm::writeable(tc.perm) && !b.is_slave();
-    let readable = perm::readable(tc.perm);
-    let broker = pb::Broker {
-        name: b.conf.broker_name.clone(),
-        id: 0,
-        endpoints: Some(endpoints(b)),
-    };
-    let n = tc.read_queue_nums.max(tc.write_queue_nums).max(0);
-    let message_queues = (0..n)
+fn endpoints_of(addr: &str, port: u16) -> Option<pb::Endpoints> {
+    let host = addr.rsplit_once(':')?.0;
+    let ip: IpAddr = host.parse().ok()?;
+    Some(pb::Endpoints {
+        scheme: match ip {
+            IpAddr::V4(_) => pb::AddressScheme::IPv4,
+            IpAddr::V6(_) => pb::AddressScheme::IPv6,
+        } as i32,
+        addresses: vec![pb::Address {
+            host: ip.to_string(),
+            port: i32::from(port),
+        }],
+    })
+}
+
+fn queues(
+    topic: &pb::Resource,
+    broker: &pb::Broker,
+    read: i32,
+    write: i32,
+    perm_bits: i32,
+    writable_here: bool,
+) -> Vec<pb::MessageQueue> {
+    let readable = perm::readable(perm_bits);
+    let writable = perm::writeable(perm_bits) && writable_here;
+    (0..read.max(write).max(0))
         .filter_map(|id| {
-            let r = readable && id < tc.read_queue_nums;
-            let w = writable && id < tc.write_queue_nums;
-            let permission = match (r, w) {
+            let permission = match (readable && id < read, writable && id < write) {
                 (true, true) => pb::Permission::ReadWrite,
                 (true, false) => pb::Permission::Read,
                 (false, true) => pb::Permission::Write,
@@ -67,9 +76,97 @@ pub(crate) fn query_route(b: &Broker, req: &pb::QueryRouteRequest) -> pb::QueryR
                 accept_message_types: ALL_TYPES.iter().map(|t| *t as i32).collect(),
             })
         })
-        .collect();
+        .collect()
+}
+
+/// The topic's route from the first name server that has it.
+async fn cluster_route(b: &Broker, topic: &str) -> Option<TopicRouteData> {
+    for ns in &b.conf.namesrv_addr {
+        let client = crate::remoting_client::RemotingClient::new(ns.clone());
+        let req = RemotingCommand::request(RequestCode::GET_ROUTEINFO_BY_TOPIC)
+            .with_ext("topic", topic)
+            .with_ext("acceptStandardJsonOnly", true);
+        match client.call(req, Duration::from_secs(3)).await {
+            Ok(r) if r.code == 0 => {
+                match ferrocket_protocol::fastjson::from_slice::<TopicRouteData>(&r.body) {
+                    Ok(route) => return Some(route),
+                    Err(e) => tracing::warn!(%ns, error = %e, "unreadable route"),
+                }
+            }
+            Ok(_) => return None,
+            Err(e) => tracing::debug!(%ns, error = %e, "name server unreachable for QueryRoute"),
+        }
+    }
+    None
+}
+
+/// Every master's queues of the topic, from the name servers' route.
+pub(crate) async fn query_route(b: &Broker, req: &pb::QueryRouteRequest) -> pb::QueryRouteResponse {
+    let topic = req.topic.clone().unwrap_or_default();
+    if let Some(route) = cluster_route(b, &topic.name).await {
+        let mut message_queues = Vec::new();
+        for qd in &route.queue_datas {
+            let Some(master) = route
+                .broker_datas
+                .iter()
+                .find(|d| d.broker_name == qd.broker_name)
+                .and_then(|d| d.broker_addrs.get(&0))
+            else {
+                continue; // no master now: its queues are not writable anywhere
+            };
+            let Some(endpoints) = endpoints_of(master, b.conf.grpc_server_port) else {
+                continue;
+            };
+            let broker = pb::Broker {
+                name: qd.broker_name.clone(),
+                id: 0,
+                endpoints: Some(endpoints),
+            };
+            message_queues.extend(queues(
+                &topic,
+                &broker,
+                qd.read_queue_nums,
+                qd.write_queue_nums,
+                qd.perm,
+                true,
+            ));
+        }
+        if !message_queues.is_empty() {
+            return pb::QueryRouteResponse {
+                status: super::ok(),
+                message_queues,
+            };
+        }
+    }
+    local_route(b, &topic)
+}
+
+/// This broker's own queues of the topic.
+fn local_route(b: &Broker, topic: &pb::Resource) -> pb::QueryRouteResponse {
+    let Some(tc) = b.topics.get(&topic.name) else {
+        return pb::QueryRouteResponse {
+            status: super::status(
+                pb::Code::TopicNotFound,
+                format!("topic {} not found", topic.name),
+            ),
+            message_queues: Vec::new(),
+        };
+    };
+    // Clients only use queues of broker id 0 (the master); a slave offers reads only.
+    let broker = pb::Broker {
+        name: b.conf.broker_name.clone(),
+        id: 0,
+        endpoints: Some(endpoints(b)),
+    };
     pb::QueryRouteResponse {
         status: super::ok(),
-        message_queues,
+        message_queues: queues(
+            topic,
+            &broker,
+            tc.read_queue_nums,
+            tc.write_queue_nums,
+            tc.perm,
+            !b.is_slave(),
+        ),
     }
 }

@@ -13,6 +13,15 @@ from rocketmq import (ClientConfiguration, ConsumeResult, Credentials, FilterExp
                       MessageListener, PushConsumer)
 
 
+PRINT = threading.Lock()
+
+
+def out(**kv):
+    # The listener runs on several threads: one whole line at a time.
+    with PRINT:
+        print(json.dumps(kv), flush=True)
+
+
 class Listener(MessageListener):
     def __init__(self, want):
         self.done = set()
@@ -24,7 +33,7 @@ class Listener(MessageListener):
         body = message.body.decode()
         attempt = message.delivery_attempt
         fail = body == "p-1" and attempt == 1
-        print(json.dumps({"event": "delivered", "body": body, "attempt": attempt, "failed": fail}), flush=True)
+        out(event="delivered", body=body, attempt=attempt, failed=fail)
         if fail:
             return ConsumeResult.FAILURE
         with self.lock:
@@ -49,7 +58,7 @@ def main():
         time.sleep(0.5)  # let the last ack go out
     finally:
         consumer.shutdown()
-    print(json.dumps({"event": "end", "consumed": sorted(listener.done)}), flush=True)
+    out(event="end", consumed=sorted(listener.done))
 
 
 if __name__ == "__main__":

@@ -50,8 +50,10 @@ fn run_python(script: &str, args: &[&str]) -> Vec<serde_json::Value> {
         "{script} failed ({status}):\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Our scripts print JSON lines; anything else (a client library's own output) is skipped.
     stdout
         .lines()
+        .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect()
 }

@@ -12,8 +12,13 @@ from rocketmq import (ClientConfiguration, Credentials, Message, Producer, Trans
                       TransactionResolution)
 
 
+PRINT = threading.Lock()
+
+
 def out(**kv):
-    print(json.dumps(kv), flush=True)
+    # The checker runs on the client's own thread: one whole line at a time.
+    with PRINT:
+        print(json.dumps(kv), flush=True)
 
 
 class Checker(TransactionChecker):

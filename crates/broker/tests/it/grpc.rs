@@ -851,3 +851,97 @@ fn the_route_spans_every_broker_of_the_cluster() {
         assert!(n > 0, "no message on {addr}");
     }
 }
+
+/// ForwardMessageToDeadLetterQueue (what push consumers of orderly groups do past their
+/// attempts): the message lands in `%DLQ%<group>` and is not delivered again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_forwarded_to_the_dlq_is_not_delivered_again() {
+    use ferrocket_broker::grpc::pb;
+    use pb::messaging_service_client::MessagingServiceClient;
+
+    let gport = free_port();
+    let b = Broker::start(&format!("grpcServerPort = {gport}"));
+    let endpoint = format!("127.0.0.1:{gport}");
+    wait_for_port(&endpoint, Duration::from_secs(10));
+    let mut rc = b.client();
+    create_topic(&mut rc, "GrpcDlqTopic", 1);
+    let req = send_req(
+        "GrpcDlqTopic",
+        0,
+        b"poison",
+        None,
+        true,
+        SerializeType::Json,
+    )
+    .with_ext("i", props(Some("T"), &[("UNIQ_KEY", "POISON-1")]));
+    assert_eq!(rc.call(req).unwrap().code, 0);
+    let mut c = MessagingServiceClient::connect(format!("http://{endpoint}"))
+        .await
+        .unwrap();
+    let res = |name: &str| {
+        Some(pb::Resource {
+            resource_namespace: String::new(),
+            name: name.into(),
+        })
+    };
+    let receive = |invisible_s: i64, poll_s: i64| pb::ReceiveMessageRequest {
+        group: res("DlqGroup"),
+        message_queue: Some(pb::MessageQueue {
+            topic: res("GrpcDlqTopic"),
+            id: 0,
+            ..Default::default()
+        }),
+        filter_expression: None,
+        batch_size: 1,
+        invisible_duration: Some(prost_types::Duration {
+            seconds: invisible_s,
+            nanos: 0,
+        }),
+        auto_renew: false,
+        long_polling_timeout: Some(prost_types::Duration {
+            seconds: poll_s,
+            nanos: 0,
+        }),
+        attempt_id: None,
+    };
+    let mut s = c.receive_message(receive(1, 2)).await.unwrap().into_inner();
+    let mut got = None;
+    while let Some(r) = s.message().await.unwrap() {
+        if let Some(pb::receive_message_response::Content::Message(m)) = r.content {
+            got = Some(m);
+        }
+    }
+    let m = got.expect("received");
+    let sp = m.system_properties.unwrap();
+    assert_eq!(sp.message_id, "POISON-1");
+    let r = c
+        .forward_message_to_dead_letter_queue(pb::ForwardMessageToDeadLetterQueueRequest {
+            group: res("DlqGroup"),
+            topic: res("GrpcDlqTopic"),
+            receipt_handle: sp.receipt_handle.unwrap(),
+            message_id: sp.message_id,
+            delivery_attempt: 1,
+            max_delivery_attempts: 1,
+            lite_topic: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        r.get_ref().status.as_ref().map(|s| s.code),
+        Some(pb::Code::Ok as i32)
+    );
+    // Past its 1 s invisible time it stays gone.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut s = c.receive_message(receive(1, 1)).await.unwrap().into_inner();
+    let first = s.message().await.unwrap().unwrap();
+    assert!(
+        matches!(first.content, Some(pb::receive_message_response::Content::Status(ref st)) if st.code == pb::Code::MessageNotFound as i32),
+        "{first:?}"
+    );
+    let dlq: Vec<String> = messages_of(&b, "%DLQ%DlqGroup", 1)
+        .into_values()
+        .flatten()
+        .map(|m| body(&m))
+        .collect();
+    assert_eq!(dlq, ["poison"]);
+}

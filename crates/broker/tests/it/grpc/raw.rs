@@ -1,0 +1,374 @@
+//! The API called with the generated tonic client: bad requests, SQL92 filters, the DLQ.
+
+use std::time::{Duration, Instant};
+
+use ferrocket_protocol::SerializeType;
+use ferrocket_testkit::{free_port, wait_for_port};
+
+use super::*;
+use crate::util::{create_topic, props, send_req, Broker};
+
+/// Bad requests get the status codes the clients know, and garbage on the port costs only that
+/// connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_grpc_requests_fail_the_call_not_the_broker() {
+    use ferrocket_broker::grpc::pb;
+    use pb::messaging_service_client::MessagingServiceClient;
+    use std::io::Write;
+
+    let gport = free_port();
+    let b = Broker::start(&format!("grpcServerPort = {gport}"));
+    let endpoint = format!("127.0.0.1:{gport}");
+    wait_for_port(&endpoint, Duration::from_secs(10));
+    create_topic(&mut b.client(), "GrpcBadTopic", 1);
+    // Not HTTP/2 at all.
+    let mut s = std::net::TcpStream::connect(&endpoint).unwrap();
+    let _ = s.write_all(b"\x00\xffgarbage that is no HTTP/2 preface\r\n\r\n");
+    drop(s);
+
+    let mut c = MessagingServiceClient::connect(format!("http://{endpoint}"))
+        .await
+        .unwrap();
+    let code = |s: &Option<pb::Status>| s.as_ref().map(|s| s.code);
+    let res = |name: &str| {
+        Some(pb::Resource {
+            resource_namespace: String::new(),
+            name: name.into(),
+        })
+    };
+    let r = c
+        .query_route(pb::QueryRouteRequest {
+            topic: res("NoSuchTopic"),
+            endpoints: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        code(&r.get_ref().status),
+        Some(pb::Code::TopicNotFound as i32)
+    );
+    let r = c
+        .query_route(pb::QueryRouteRequest {
+            topic: res("GrpcBadTopic"),
+            endpoints: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(code(&r.get_ref().status), Some(pb::Code::Ok as i32));
+    assert_eq!(r.get_ref().message_queues.len(), 1);
+    assert_eq!(r.get_ref().message_queues[0].id, 0);
+
+    let r = c
+        .send_message(pb::SendMessageRequest { messages: vec![] })
+        .await
+        .unwrap();
+    assert_eq!(code(&r.get_ref().status), Some(pb::Code::BadRequest as i32));
+    let msg = |id: &str, body: &[u8]| pb::Message {
+        topic: res("GrpcBadTopic"),
+        user_properties: Default::default(),
+        system_properties: Some(pb::SystemProperties {
+            message_id: id.into(),
+            ..Default::default()
+        }),
+        body: body.to_vec(),
+    };
+    for (m, want) in [
+        (msg("", b"x"), pb::Code::IllegalMessageId),
+        (msg("ID1", b""), pb::Code::BadRequest),
+        (
+            msg("ID2", &vec![0u8; 4 * 1024 * 1024 + 1]),
+            pb::Code::MessageBodyTooLarge,
+        ),
+    ] {
+        let r = c
+            .send_message(pb::SendMessageRequest { messages: vec![m] })
+            .await
+            .unwrap();
+        assert_eq!(
+            code(&r.get_ref().status),
+            Some(want as i32),
+            "{:?}",
+            r.get_ref()
+        );
+        assert_eq!(r.get_ref().entries.len(), 1);
+    }
+    let r = c
+        .ack_message(pb::AckMessageRequest {
+            group: res("G"),
+            topic: res("GrpcBadTopic"),
+            entries: vec![pb::AckMessageEntry {
+                message_id: "x".into(),
+                receipt_handle: "not a handle".into(),
+                lite_topic: None,
+            }],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        code(&r.get_ref().status),
+        Some(pb::Code::InvalidReceiptHandle as i32)
+    );
+    assert_eq!(r.get_ref().entries.len(), 1);
+    let r = c
+        .change_invisible_duration(pb::ChangeInvisibleDurationRequest {
+            group: res("G"),
+            topic: res("GrpcBadTopic"),
+            receipt_handle: "1 0 0 ffff GrpcBadTopic".into(),
+            invisible_duration: Some(prost_types::Duration {
+                seconds: 1,
+                nanos: 0,
+            }),
+            message_id: "x".into(),
+            lite_topic: None,
+            suspend: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        code(&r.get_ref().status),
+        Some(pb::Code::InvalidReceiptHandle as i32)
+    );
+    // An empty long poll ends with MESSAGE_NOT_FOUND before the client's deadline.
+    let mut req = tonic::Request::new(pb::ReceiveMessageRequest {
+        group: res("G"),
+        message_queue: Some(pb::MessageQueue {
+            topic: res("GrpcBadTopic"),
+            id: 0,
+            ..Default::default()
+        }),
+        filter_expression: None,
+        batch_size: 4,
+        invisible_duration: Some(prost_types::Duration {
+            seconds: 10,
+            nanos: 0,
+        }),
+        auto_renew: false,
+        long_polling_timeout: Some(prost_types::Duration {
+            seconds: 30,
+            nanos: 0,
+        }),
+        attempt_id: None,
+    });
+    req.set_timeout(Duration::from_secs(2));
+    let t = Instant::now();
+    let mut stream = c.receive_message(req).await.unwrap().into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(2));
+    match first.content {
+        Some(pb::receive_message_response::Content::Status(s)) => {
+            assert_eq!(s.code, pb::Code::MessageNotFound as i32)
+        }
+        other => panic!("{other:?}"),
+    }
+    // Still serving.
+    let r = c
+        .heartbeat(pb::HeartbeatRequest {
+            group: None,
+            client_type: pb::ClientType::Producer as i32,
+        })
+        .await
+        .unwrap();
+    assert_eq!(code(&r.get_ref().status), Some(pb::Code::Ok as i32));
+}
+
+/// SQL92 filters on ReceiveMessage (`enablePropertyFilter=true`), and a bad expression refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receive_filters_by_sql92_properties() {
+    use ferrocket_broker::grpc::pb;
+    use pb::messaging_service_client::MessagingServiceClient;
+
+    let gport = free_port();
+    let b = Broker::start(&format!(
+        "grpcServerPort = {gport}\nenablePropertyFilter = true"
+    ));
+    let endpoint = format!("127.0.0.1:{gport}");
+    wait_for_port(&endpoint, Duration::from_secs(10));
+    let mut rc = b.client();
+    create_topic(&mut rc, "GrpcSqlTopic", 1);
+    for n in 1..=3 {
+        let req = send_req(
+            "GrpcSqlTopic",
+            0,
+            format!("n{n}").as_bytes(),
+            None,
+            true,
+            SerializeType::Json,
+        )
+        .with_ext(
+            "i",
+            props(
+                Some("T"),
+                &[
+                    ("UNIQ_KEY", format!("SQL-{n}").as_str()),
+                    ("n", &n.to_string()),
+                ],
+            ),
+        );
+        assert_eq!(rc.call(req).unwrap().code, 0);
+    }
+    let mut c = MessagingServiceClient::connect(format!("http://{endpoint}"))
+        .await
+        .unwrap();
+    let receive = |expr: &str| pb::ReceiveMessageRequest {
+        group: Some(pb::Resource {
+            resource_namespace: String::new(),
+            name: "SqlGroup".into(),
+        }),
+        message_queue: Some(pb::MessageQueue {
+            topic: Some(pb::Resource {
+                resource_namespace: String::new(),
+                name: "GrpcSqlTopic".into(),
+            }),
+            id: 0,
+            ..Default::default()
+        }),
+        filter_expression: Some(pb::FilterExpression {
+            r#type: pb::FilterType::Sql as i32,
+            expression: expr.into(),
+        }),
+        batch_size: 32,
+        invisible_duration: Some(prost_types::Duration {
+            seconds: 30,
+            nanos: 0,
+        }),
+        auto_renew: false,
+        long_polling_timeout: Some(prost_types::Duration {
+            seconds: 1,
+            nanos: 0,
+        }),
+        attempt_id: None,
+    };
+    let mut got = Vec::new();
+    let mut first_status = None;
+    let mut s = c
+        .receive_message(receive("n > 1"))
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(r) = s.message().await.unwrap() {
+        match r.content {
+            Some(pb::receive_message_response::Content::Status(st)) => first_status = Some(st.code),
+            Some(pb::receive_message_response::Content::Message(m)) => {
+                assert_eq!(
+                    m.user_properties.get("n").map(String::as_str),
+                    Some(&String::from_utf8_lossy(&m.body)[1..])
+                );
+                got.push(String::from_utf8(m.body).unwrap());
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(first_status, Some(pb::Code::Ok as i32));
+    got.sort();
+    assert_eq!(got, ["n2", "n3"]);
+    let mut s = c
+        .receive_message(receive("n >>> 1"))
+        .await
+        .unwrap()
+        .into_inner();
+    match s.message().await.unwrap().and_then(|r| r.content) {
+        Some(pb::receive_message_response::Content::Status(st)) => {
+            assert_eq!(
+                st.code,
+                pb::Code::IllegalFilterExpression as i32,
+                "{}",
+                st.message
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// ForwardMessageToDeadLetterQueue (what push consumers of orderly groups do past their
+/// attempts): the message lands in `%DLQ%<group>` and is not delivered again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_forwarded_to_the_dlq_is_not_delivered_again() {
+    use ferrocket_broker::grpc::pb;
+    use pb::messaging_service_client::MessagingServiceClient;
+
+    let gport = free_port();
+    let b = Broker::start(&format!("grpcServerPort = {gport}"));
+    let endpoint = format!("127.0.0.1:{gport}");
+    wait_for_port(&endpoint, Duration::from_secs(10));
+    let mut rc = b.client();
+    create_topic(&mut rc, "GrpcDlqTopic", 1);
+    let req = send_req(
+        "GrpcDlqTopic",
+        0,
+        b"poison",
+        None,
+        true,
+        SerializeType::Json,
+    )
+    .with_ext("i", props(Some("T"), &[("UNIQ_KEY", "POISON-1")]));
+    assert_eq!(rc.call(req).unwrap().code, 0);
+    let mut c = MessagingServiceClient::connect(format!("http://{endpoint}"))
+        .await
+        .unwrap();
+    let res = |name: &str| {
+        Some(pb::Resource {
+            resource_namespace: String::new(),
+            name: name.into(),
+        })
+    };
+    let receive = |invisible_s: i64, poll_s: i64| pb::ReceiveMessageRequest {
+        group: res("DlqGroup"),
+        message_queue: Some(pb::MessageQueue {
+            topic: res("GrpcDlqTopic"),
+            id: 0,
+            ..Default::default()
+        }),
+        filter_expression: None,
+        batch_size: 1,
+        invisible_duration: Some(prost_types::Duration {
+            seconds: invisible_s,
+            nanos: 0,
+        }),
+        auto_renew: false,
+        long_polling_timeout: Some(prost_types::Duration {
+            seconds: poll_s,
+            nanos: 0,
+        }),
+        attempt_id: None,
+    };
+    let mut s = c.receive_message(receive(1, 2)).await.unwrap().into_inner();
+    let mut got = None;
+    while let Some(r) = s.message().await.unwrap() {
+        if let Some(pb::receive_message_response::Content::Message(m)) = r.content {
+            got = Some(m);
+        }
+    }
+    let m = got.expect("received");
+    let sp = m.system_properties.unwrap();
+    assert_eq!(sp.message_id, "POISON-1");
+    let r = c
+        .forward_message_to_dead_letter_queue(pb::ForwardMessageToDeadLetterQueueRequest {
+            group: res("DlqGroup"),
+            topic: res("GrpcDlqTopic"),
+            receipt_handle: sp.receipt_handle.unwrap(),
+            message_id: sp.message_id,
+            delivery_attempt: 1,
+            max_delivery_attempts: 1,
+            lite_topic: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        r.get_ref().status.as_ref().map(|s| s.code),
+        Some(pb::Code::Ok as i32)
+    );
+    // Past its 1 s invisible time it stays gone.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut s = c.receive_message(receive(1, 1)).await.unwrap().into_inner();
+    let first = s.message().await.unwrap().unwrap();
+    assert!(
+        matches!(first.content, Some(pb::receive_message_response::Content::Status(ref st)) if st.code == pb::Code::MessageNotFound as i32),
+        "{first:?}"
+    );
+    let dlq: Vec<String> = messages_of(&b, "%DLQ%DlqGroup", 1)
+        .into_values()
+        .flatten()
+        .map(|m| body(&m))
+        .collect();
+    assert_eq!(dlq, ["poison"]);
+}

@@ -89,8 +89,32 @@ fn message_type(m: &StoredMessage) -> pb::MessageType {
     }
 }
 
+/// Largest body inflated for a gRPC client (a compressed body could expand without bound).
+const MAX_INFLATED: u64 = 64 << 20;
+
+/// The body as the producer sent it: 4.x Java producers zlib-compress bodies over 4 KiB (sysflag
+/// COMPRESSED), 5.x clients expect them plain (or GZIP, which zlib is not).
+fn plain_body(m: &StoredMessage) -> Vec<u8> {
+    use std::io::Read;
+    if m.sys_flag & ferrocket_protocol::message::sysflag::COMPRESSED == 0 {
+        return m.body.to_vec();
+    }
+    let mut out = Vec::new();
+    match flate2::read::ZlibDecoder::new(&m.body[..])
+        .take(MAX_INFLATED)
+        .read_to_end(&mut out)
+    {
+        Ok(_) => out,
+        Err(e) => {
+            tracing::warn!(error = %e, "compressed body does not inflate; delivered as stored");
+            m.body.to_vec()
+        }
+    }
+}
+
 /// `m` as delivered: every system property the clients read.
 pub(crate) fn to_pb(m: StoredMessage, popped: Option<&Popped>) -> pb::Message {
+    let body = plain_body(&m);
     let p = &m.properties;
     let user_properties = p
         .iter()
@@ -111,7 +135,7 @@ pub(crate) fn to_pb(m: StoredMessage, popped: Option<&Popped>) -> pb::Message {
         message_id: message_id(&m),
         body_digest: Some(pb::Digest {
             r#type: pb::DigestType::Md5 as i32,
-            checksum: md5_hex(&m.body),
+            checksum: md5_hex(&body),
         }),
         body_encoding: pb::Encoding::Identity as i32,
         message_type: message_type(&m) as i32,
@@ -148,7 +172,7 @@ pub(crate) fn to_pb(m: StoredMessage, popped: Option<&Popped>) -> pb::Message {
         }),
         user_properties,
         system_properties: Some(sp),
-        body: m.body.to_vec(),
+        body,
     }
 }
 

@@ -372,3 +372,81 @@ async fn a_message_forwarded_to_the_dlq_is_not_delivered_again() {
         .collect();
     assert_eq!(dlq, ["poison"]);
 }
+
+/// A body a 4.x Java producer compressed (zlib, sysflag COMPRESSED) reaches a gRPC consumer
+/// plain, with the digest of the plain body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_bodies_are_delivered_plain() {
+    use ferrocket_broker::grpc::pb;
+    use pb::messaging_service_client::MessagingServiceClient;
+    use std::io::Write;
+
+    let gport = free_port();
+    let b = Broker::start(&format!("grpcServerPort = {gport}"));
+    let endpoint = format!("127.0.0.1:{gport}");
+    wait_for_port(&endpoint, Duration::from_secs(10));
+    let mut rc = b.client();
+    create_topic(&mut rc, "GrpcZipTopic", 1);
+    let plain: Vec<u8> = (0..20_000u32)
+        .flat_map(|i| (i % 251).to_le_bytes())
+        .collect();
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(5));
+    z.write_all(&plain).unwrap();
+    let zipped = z.finish().unwrap();
+    assert!(zipped.len() < plain.len());
+    let req = send_req("GrpcZipTopic", 0, &zipped, None, true, SerializeType::Json)
+        .with_ext("f", 1)
+        .with_ext("i", props(Some("T"), &[("UNIQ_KEY", "ZIP-1")]));
+    assert_eq!(rc.call(req).unwrap().code, 0);
+    let mut c = MessagingServiceClient::connect(format!("http://{endpoint}"))
+        .await
+        .unwrap();
+    let res = |name: &str| {
+        Some(pb::Resource {
+            resource_namespace: String::new(),
+            name: name.into(),
+        })
+    };
+    let mut s = c
+        .receive_message(pb::ReceiveMessageRequest {
+            group: res("ZipGroup"),
+            message_queue: Some(pb::MessageQueue {
+                topic: res("GrpcZipTopic"),
+                id: 0,
+                ..Default::default()
+            }),
+            filter_expression: None,
+            batch_size: 1,
+            invisible_duration: Some(prost_types::Duration {
+                seconds: 30,
+                nanos: 0,
+            }),
+            auto_renew: false,
+            long_polling_timeout: Some(prost_types::Duration {
+                seconds: 2,
+                nanos: 0,
+            }),
+            attempt_id: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = None;
+    while let Some(r) = s.message().await.unwrap() {
+        if let Some(pb::receive_message_response::Content::Message(m)) = r.content {
+            got = Some(m);
+        }
+    }
+    let m = got.expect("received");
+    assert!(
+        m.body == plain,
+        "body not inflated ({} bytes)",
+        m.body.len()
+    );
+    let sp = m.system_properties.unwrap();
+    assert_eq!(sp.body_encoding, pb::Encoding::Identity as i32);
+    let digest = sp.body_digest.unwrap();
+    assert_eq!(digest.r#type, pb::DigestType::Md5 as i32);
+    assert_eq!(digest.checksum.len(), 32);
+    assert_eq!(digest.checksum, digest.checksum.to_uppercase());
+}

@@ -290,6 +290,12 @@ pub fn up(args: &[String]) -> Result<()> {
         "export NAMESRV_ADDR='{}'   # for mqadmin and clients",
         namesrv.join(";")
     );
+    if let Some(first) = layout.nodes.first() {
+        println!(
+            "RocketMQ 5.x gRPC clients: endpoints '{}:8081'   (docs/grpc.md)",
+            first.ip
+        );
+    }
     println!("Ctrl-C stops everything");
 
     while !STOP.load(Ordering::SeqCst) {

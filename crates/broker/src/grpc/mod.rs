@@ -9,7 +9,8 @@
 //! handler as a remoting SEND_MESSAGE, and a receive reads the same queues as a remoting pull,
 //! so both generations of clients see the same messages. Transactions: half messages through
 //! the remoting path, EndTransaction by the half message's offset id, checks pushed to a live
-//! producer's Telemetry stream. Not yet: the offset and pull calls (UNIMPLEMENTED).
+//! producer's Telemetry stream. PullMessage and the offset calls of
+//! the 5.x PullConsumer (`pull`). Not yet: RecallMessage, SyncLiteSubscription (UNIMPLEMENTED).
 //! - `send`: SendMessage, translated to a remoting send;
 //! - `receive`: the consumer calls; `convert`: a stored message as clients receive it;
 //! - `settings`: Telemetry and the Settings merge;
@@ -17,6 +18,7 @@
 
 mod convert;
 mod producers;
+mod pull;
 mod receive;
 mod route;
 mod send;
@@ -166,30 +168,41 @@ impl MessagingService for Service {
 
     async fn pull_message(
         &self,
-        _req: Request<pb::PullMessageRequest>,
+        req: Request<pb::PullMessageRequest>,
     ) -> Result<Response<Self::PullMessageStream>, Status> {
-        Err(not_yet("PullMessage"))
+        let deadline = req
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(receive::grpc_timeout);
+        let out = pull::pull(&self.b, req.into_inner(), deadline).await;
+        Ok(Response::new(Box::pin(futures::stream::iter(
+            out.into_iter().map(Ok),
+        ))))
     }
 
     async fn update_offset(
         &self,
-        _req: Request<pb::UpdateOffsetRequest>,
+        req: Request<pb::UpdateOffsetRequest>,
     ) -> Result<Response<pb::UpdateOffsetResponse>, Status> {
-        Err(not_yet("UpdateOffset"))
+        Ok(Response::new(pull::update_offset(
+            &self.b,
+            req.into_inner(),
+        )))
     }
 
     async fn get_offset(
         &self,
-        _req: Request<pb::GetOffsetRequest>,
+        req: Request<pb::GetOffsetRequest>,
     ) -> Result<Response<pb::GetOffsetResponse>, Status> {
-        Err(not_yet("GetOffset"))
+        Ok(Response::new(pull::get_offset(&self.b, req.into_inner())))
     }
 
     async fn query_offset(
         &self,
-        _req: Request<pb::QueryOffsetRequest>,
+        req: Request<pb::QueryOffsetRequest>,
     ) -> Result<Response<pb::QueryOffsetResponse>, Status> {
-        Err(not_yet("QueryOffset"))
+        Ok(Response::new(pull::query_offset(&self.b, req.into_inner())))
     }
 
     async fn end_transaction(

@@ -450,3 +450,163 @@ async fn compressed_bodies_are_delivered_plain() {
     assert_eq!(digest.checksum.len(), 32);
     assert_eq!(digest.checksum, digest.checksum.to_uppercase());
 }
+
+/// The PullConsumer calls: QueryOffset (beginning, end, by time), PullMessage from an offset
+/// with its next offset, a long poll woken by a new message, UpdateOffset / GetOffset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_and_offsets_over_grpc() {
+    use ferrocket_broker::grpc::pb;
+    use pb::messaging_service_client::MessagingServiceClient;
+
+    let gport = free_port();
+    let b = Broker::start(&format!("grpcServerPort = {gport}"));
+    let endpoint = format!("127.0.0.1:{gport}");
+    wait_for_port(&endpoint, Duration::from_secs(10));
+    let mut rc = b.client();
+    create_topic(&mut rc, "GrpcPullTopic", 1);
+    for i in 0..3 {
+        let req = send_req(
+            "GrpcPullTopic",
+            0,
+            format!("p{i}").as_bytes(),
+            None,
+            true,
+            SerializeType::Json,
+        )
+        .with_ext(
+            "i",
+            props(Some("T"), &[("UNIQ_KEY", format!("PULL-{i}").as_str())]),
+        );
+        assert_eq!(rc.call(req).unwrap().code, 0);
+    }
+    let mut c = MessagingServiceClient::connect(format!("http://{endpoint}"))
+        .await
+        .unwrap();
+    let res = |name: &str| {
+        Some(pb::Resource {
+            resource_namespace: String::new(),
+            name: name.into(),
+        })
+    };
+    let mq = Some(pb::MessageQueue {
+        topic: res("GrpcPullTopic"),
+        id: 0,
+        ..Default::default()
+    });
+    let query = |policy: pb::QueryOffsetPolicy| pb::QueryOffsetRequest {
+        message_queue: mq.clone(),
+        query_offset_policy: policy as i32,
+        timestamp: Some(prost_types::Timestamp {
+            seconds: 0,
+            nanos: 0,
+        }),
+    };
+    let r = c
+        .query_offset(query(pb::QueryOffsetPolicy::Beginning))
+        .await
+        .unwrap();
+    assert_eq!(r.get_ref().offset, 0);
+    let r = c
+        .query_offset(query(pb::QueryOffsetPolicy::End))
+        .await
+        .unwrap();
+    assert_eq!(r.get_ref().offset, 3);
+    let r = c
+        .query_offset(query(pb::QueryOffsetPolicy::Timestamp))
+        .await
+        .unwrap();
+    assert_eq!(r.get_ref().offset, 0);
+
+    let pull = |offset: i64, poll_s: i64| pb::PullMessageRequest {
+        group: res("PullGroup"),
+        message_queue: mq.clone(),
+        offset,
+        batch_size: 2,
+        filter_expression: None,
+        long_polling_timeout: Some(prost_types::Duration {
+            seconds: poll_s,
+            nanos: 0,
+        }),
+    };
+    async fn collect(
+        s: &mut tonic::Streaming<pb::PullMessageResponse>,
+    ) -> (Option<i32>, Vec<String>, Option<i64>) {
+        let (mut st, mut bodies, mut next) = (None, Vec::new(), None);
+        while let Some(r) = s.message().await.unwrap() {
+            match r.content {
+                Some(pb::pull_message_response::Content::Status(x)) => st = Some(x.code),
+                Some(pb::pull_message_response::Content::Message(m)) => {
+                    bodies.push(String::from_utf8(m.body).unwrap())
+                }
+                Some(pb::pull_message_response::Content::NextOffset(n)) => next = Some(n),
+                None => {}
+            }
+        }
+        (st, bodies, next)
+    }
+    let mut s = c.pull_message(pull(1, 0)).await.unwrap().into_inner();
+    assert_eq!(
+        collect(&mut s).await,
+        (
+            Some(pb::Code::Ok as i32),
+            vec!["p1".into(), "p2".into()],
+            Some(3)
+        )
+    );
+    // A long poll at the end is answered by the next message.
+    let sender = {
+        let addr = b.addr();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            let mut rc = ferrocket_testkit::RawClient::connect(&addr).unwrap();
+            let req = send_req("GrpcPullTopic", 0, b"p3", None, true, SerializeType::Json)
+                .with_ext("i", props(Some("T"), &[("UNIQ_KEY", "PULL-3")]));
+            assert_eq!(rc.call(req).unwrap().code, 0);
+        })
+    };
+    let t = Instant::now();
+    let mut s = c.pull_message(pull(3, 10)).await.unwrap().into_inner();
+    assert_eq!(
+        collect(&mut s).await,
+        (Some(pb::Code::Ok as i32), vec!["p3".into()], Some(4))
+    );
+    assert!(t.elapsed() < Duration::from_secs(5));
+    sender.join().unwrap();
+    let mut s = c.pull_message(pull(4, 0)).await.unwrap().into_inner();
+    assert_eq!(
+        collect(&mut s).await,
+        (Some(pb::Code::MessageNotFound as i32), vec![], Some(4))
+    );
+
+    let r = c
+        .get_offset(pb::GetOffsetRequest {
+            group: res("PullGroup"),
+            message_queue: mq.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        r.get_ref().status.as_ref().map(|s| s.code),
+        Some(pb::Code::OffsetNotFound as i32)
+    );
+    let r = c
+        .update_offset(pb::UpdateOffsetRequest {
+            group: res("PullGroup"),
+            message_queue: mq.clone(),
+            offset: 4,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        r.get_ref().status.as_ref().map(|s| s.code),
+        Some(pb::Code::Ok as i32)
+    );
+    let r = c
+        .get_offset(pb::GetOffsetRequest {
+            group: res("PullGroup"),
+            message_queue: mq.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.get_ref().offset, 4);
+}

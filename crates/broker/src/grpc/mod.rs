@@ -49,6 +49,18 @@ pub(crate) fn status(code: pb::Code, message: impl Into<String>) -> Option<pb::S
     })
 }
 
+/// A topic or group name as the broker knows it: RocketMQ's `namespace%name` when the client
+/// uses a namespace.
+pub(crate) fn resource_name(r: &Option<pb::Resource>) -> String {
+    match r {
+        Some(r) if !r.resource_namespace.is_empty() => {
+            format!("{}%{}", r.resource_namespace, r.name)
+        }
+        Some(r) => r.name.clone(),
+        None => String::new(),
+    }
+}
+
 pub(crate) fn ok() -> Option<pb::Status> {
     status(pb::Code::Ok, "OK")
 }

@@ -7,22 +7,12 @@ use std::time::Duration;
 use ferrocket_protocol::message::decode;
 
 use super::convert::{duration_ms, to_pb};
-use super::{pb, status};
+use super::{pb, resource_name as name, status};
 use crate::Broker;
 
 /// Longest a PullMessage is held.
 const MAX_POLL: Duration = Duration::from_secs(20);
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
-
-fn name(r: &Option<pb::Resource>) -> String {
-    match r {
-        Some(r) if !r.resource_namespace.is_empty() => {
-            format!("{}%{}", r.resource_namespace, r.name)
-        }
-        Some(r) => r.name.clone(),
-        None => String::new(),
-    }
-}
 
 /// (topic, queue id) of a request's queue, or the status refusing it.
 fn queue_of(

@@ -9,7 +9,7 @@ use std::time::Duration;
 use ferrocket_protocol::message::decode;
 
 use super::convert::{duration_ms, to_pb};
-use super::{pb, status};
+use super::{pb, resource_name as name, status};
 use crate::pop::{Handle, PopRequest};
 use crate::Broker;
 
@@ -22,16 +22,6 @@ const DEFAULT_INVISIBLE_MS: i64 = 60_000;
 const MAX_BATCH: i32 = 32;
 
 static ROTATE: AtomicUsize = AtomicUsize::new(0);
-
-fn name(r: &Option<pb::Resource>) -> String {
-    match r {
-        Some(r) if !r.resource_namespace.is_empty() => {
-            format!("{}%{}", r.resource_namespace, r.name)
-        }
-        Some(r) => r.name.clone(),
-        None => String::new(),
-    }
-}
 
 fn one(s: Option<pb::Status>) -> Vec<pb::ReceiveMessageResponse> {
     vec![pb::ReceiveMessageResponse {

@@ -103,7 +103,8 @@ async fn cluster_route(b: &Broker, topic: &str) -> Option<TopicRouteData> {
 /// Every master's queues of the topic, from the name servers' route.
 pub(crate) async fn query_route(b: &Broker, req: &pb::QueryRouteRequest) -> pb::QueryRouteResponse {
     let topic = req.topic.clone().unwrap_or_default();
-    if let Some(route) = cluster_route(b, &topic.name).await {
+    let full = super::resource_name(&req.topic);
+    if let Some(route) = cluster_route(b, &full).await {
         let mut message_queues = Vec::new();
         for qd in &route.queue_datas {
             let Some(master) = route
@@ -138,17 +139,14 @@ pub(crate) async fn query_route(b: &Broker, req: &pb::QueryRouteRequest) -> pb::
             };
         }
     }
-    local_route(b, &topic)
+    local_route(b, &topic, &full)
 }
 
 /// This broker's own queues of the topic.
-fn local_route(b: &Broker, topic: &pb::Resource) -> pb::QueryRouteResponse {
-    let Some(tc) = b.topics.get(&topic.name) else {
+fn local_route(b: &Broker, topic: &pb::Resource, full: &str) -> pb::QueryRouteResponse {
+    let Some(tc) = b.topics.get(full) else {
         return pb::QueryRouteResponse {
-            status: super::status(
-                pb::Code::TopicNotFound,
-                format!("topic {} not found", topic.name),
-            ),
+            status: super::status(pb::Code::TopicNotFound, format!("topic {full} not found")),
             message_queues: Vec::new(),
         };
     };

@@ -62,13 +62,7 @@ fn to_remoting(b: &Broker, m: pb::Message) -> Result<RemotingCommand, pb::SendRe
             &id,
         ));
     }
-    let topic = match m.topic {
-        Some(t) if !t.resource_namespace.is_empty() => {
-            format!("{}%{}", t.resource_namespace, t.name)
-        }
-        Some(t) => t.name,
-        None => String::new(),
-    };
+    let topic = super::resource_name(&m.topic);
     if topic.is_empty() {
         return Err(entry(pb::Code::IllegalTopic, "topic is empty", &id));
     }
@@ -251,7 +245,7 @@ pub(crate) async fn end_transaction(
             }
         }
     };
-    let topic = req.topic.map(|t| t.name).unwrap_or_default();
+    let topic = super::resource_name(&req.topic);
     let cmd = RemotingCommand::request(RequestCode::END_TRANSACTION)
         .with_ext("producerGroup", producer_group(&topic))
         .with_ext("tranStateTableOffset", 0)

@@ -31,6 +31,13 @@ struct Flight {
     visible_at: i64,
     attempt: i32,
     nonce: u64,
+    /// The client holding it with `auto_renew` (5.x push consumers): its heartbeats keep the
+    /// message invisible; when they stop, the invisible time runs out as usual.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
+    /// How long each renewal keeps it invisible (its invisible duration).
+    #[serde(default)]
+    renew_ms: i64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -96,6 +103,8 @@ pub struct PopRequest<'a> {
     pub invisible_ms: i64,
     pub fifo: bool,
     pub now: i64,
+    /// The receiving client's id when it asked for `auto_renew`.
+    pub owner: Option<&'a str>,
 }
 
 /// Why an ack or change failed.
@@ -215,6 +224,8 @@ impl PopManager {
                 f.attempt += 1;
                 f.nonce = self.next_nonce();
                 f.visible_at = req.now + req.invisible_ms;
+                f.owner = req.owner.map(String::from);
+                f.renew_ms = req.invisible_ms;
                 out.push(popped(req, q, off, f, record));
                 changed = true;
             }
@@ -247,6 +258,8 @@ impl PopManager {
                         visible_at: req.now + req.invisible_ms,
                         attempt: 1,
                         nonce: self.next_nonce(),
+                        owner: req.owner.map(String::from),
+                        renew_ms: req.invisible_ms,
                     };
                     out.push(popped(req, q, off, &f, record));
                     st.inflight.insert(off, f);
@@ -264,6 +277,34 @@ impl PopManager {
             }
         }
         (out, dead)
+    }
+
+    /// A heartbeat of `owner` in `group`: its auto-renewed messages stay invisible for their
+    /// invisible duration from `now`. Returns how many were renewed.
+    pub fn renew(&self, group: &str, owner: &str, now: i64) -> usize {
+        let prefix = format!("{group}\u{1}");
+        let mut all = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut renewed = 0;
+        let mut changed = Vec::new();
+        for (k, st) in all.iter_mut().filter(|(k, _)| k.starts_with(&prefix)) {
+            let mut any = false;
+            for f in st.inflight.values_mut() {
+                // Only while still invisible: an expired one may already be another's.
+                if f.owner.as_deref() == Some(owner) && f.visible_at > now {
+                    f.visible_at = f.visible_at.max(now + f.renew_ms.max(1000));
+                    renewed += 1;
+                    any = true;
+                }
+            }
+            if any {
+                changed.push((k.clone(), st.clone()));
+            }
+        }
+        drop(all);
+        for (k, st) in changed {
+            self.save(&k, &st);
+        }
+        renewed
     }
 
     /// When the next message in flight of these queues becomes visible again.

@@ -41,6 +41,15 @@ use crate::Broker;
 use pb::messaging_service_server::{MessagingService, MessagingServiceServer};
 pub(crate) use producers::Producers;
 
+/// The client's id (`x-mq-client-id`, sent by every official client).
+fn client_id<T>(req: &Request<T>) -> Option<String> {
+    req.metadata()
+        .get("x-mq-client-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(String::from)
+}
+
 /// A payload status.
 pub(crate) fn status(code: pb::Code, message: impl Into<String>) -> Option<pb::Status> {
     Some(pb::Status {
@@ -119,8 +128,13 @@ impl MessagingService for Service {
 
     async fn heartbeat(
         &self,
-        _req: Request<pb::HeartbeatRequest>,
+        req: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        // A consumer's heartbeat keeps the messages it auto-renews invisible.
+        if let (Some(client), Some(group)) = (client_id(&req), &req.get_ref().group) {
+            let group = resource_name(&Some(group.clone()));
+            self.b.pop.renew(&group, &client, crate::now_ms());
+        }
         Ok(Response::new(pb::HeartbeatResponse { status: ok() }))
     }
 
@@ -154,7 +168,8 @@ impl MessagingService for Service {
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(receive::grpc_timeout);
-        let out = receive::receive(&self.b, req.into_inner(), deadline).await;
+        let client = client_id(&req);
+        let out = receive::receive(&self.b, req.into_inner(), deadline, client).await;
         Ok(Response::new(Box::pin(futures::stream::iter(
             out.into_iter().map(Ok),
         ))))

@@ -58,6 +58,7 @@ pub(crate) async fn receive(
     b: &Arc<Broker>,
     req: pb::ReceiveMessageRequest,
     deadline: Option<Duration>,
+    client_id: Option<String>,
 ) -> Vec<pb::ReceiveMessageResponse> {
     let group = name(&req.group);
     if group.is_empty() {
@@ -134,6 +135,8 @@ pub(crate) async fn receive(
             invisible_ms,
             fifo,
             now: crate::now_ms(),
+            // Auto-renewed while the client heartbeats (see `crate::pop::PopManager::renew`).
+            owner: client_id.as_deref().filter(|_| req.auto_renew),
         },
         g.retry_max_times + 1,
         poll,

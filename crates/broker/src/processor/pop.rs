@@ -97,6 +97,7 @@ pub async fn pop_message(b: &Arc<Broker>, req: &RemotingCommand) -> HandlerResul
             invisible_ms,
             fifo: h.order == Some(true) || g.consume_message_orderly,
             now: crate::now_ms(),
+            owner: None,
         },
         g.retry_max_times + 1,
         Duration::from_millis(h.poll_time.max(0) as u64).min(MAX_POLL),

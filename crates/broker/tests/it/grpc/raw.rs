@@ -610,3 +610,104 @@ async fn pull_and_offsets_over_grpc() {
         .unwrap();
     assert_eq!(r.get_ref().offset, 4);
 }
+
+/// `auto_renew` (push consumers): the holder's heartbeats keep its message invisible past the
+/// invisible duration; once they stop, the message comes back to another consumer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_renewed_messages_stay_invisible_while_their_consumer_heartbeats() {
+    use ferrocket_broker::grpc::pb;
+    use pb::messaging_service_client::MessagingServiceClient;
+
+    let gport = free_port();
+    let b = Broker::start(&format!("grpcServerPort = {gport}"));
+    let endpoint = format!("127.0.0.1:{gport}");
+    wait_for_port(&endpoint, Duration::from_secs(10));
+    let mut rc = b.client();
+    create_topic(&mut rc, "GrpcRenewTopic", 1);
+    let req = send_req(
+        "GrpcRenewTopic",
+        0,
+        b"slow",
+        None,
+        true,
+        SerializeType::Json,
+    )
+    .with_ext("i", props(Some("T"), &[("UNIQ_KEY", "RENEW-1")]));
+    assert_eq!(rc.call(req).unwrap().code, 0);
+    let mut c = MessagingServiceClient::connect(format!("http://{endpoint}"))
+        .await
+        .unwrap();
+    let res = |name: &str| {
+        Some(pb::Resource {
+            resource_namespace: String::new(),
+            name: name.into(),
+        })
+    };
+    fn as_client<T>(client: &str, msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        r.metadata_mut()
+            .insert("x-mq-client-id", client.parse().unwrap());
+        r
+    }
+    let receive = |poll_s: i64, auto_renew: bool| pb::ReceiveMessageRequest {
+        group: res("RenewGroup"),
+        message_queue: Some(pb::MessageQueue {
+            topic: res("GrpcRenewTopic"),
+            id: -1,
+            ..Default::default()
+        }),
+        filter_expression: None,
+        batch_size: 1,
+        invisible_duration: Some(prost_types::Duration {
+            seconds: 2,
+            nanos: 0,
+        }),
+        auto_renew,
+        long_polling_timeout: Some(prost_types::Duration {
+            seconds: poll_s,
+            nanos: 0,
+        }),
+        attempt_id: None,
+    };
+    async fn attempts(s: &mut tonic::Streaming<pb::ReceiveMessageResponse>) -> Vec<i32> {
+        let mut out = Vec::new();
+        while let Some(r) = s.message().await.unwrap() {
+            if let Some(pb::receive_message_response::Content::Message(m)) = r.content {
+                out.push(m.system_properties.unwrap().delivery_attempt.unwrap());
+            }
+        }
+        out
+    }
+    let mut s = c
+        .receive_message(as_client("A", receive(1, true)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(attempts(&mut s).await, [1]);
+    // A heartbeats for 4 s, twice its invisible duration: B gets nothing meanwhile.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(4) {
+        let hb = pb::HeartbeatRequest {
+            group: res("RenewGroup"),
+            client_type: pb::ClientType::PushConsumer as i32,
+        };
+        c.heartbeat(as_client("A", hb)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut s = c
+        .receive_message(as_client("B", receive(0, false)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        attempts(&mut s).await.is_empty(),
+        "renewed message delivered to B"
+    );
+    // A went quiet: within its 2 s the message is B's, second attempt.
+    let mut s = c
+        .receive_message(as_client("B", receive(5, false)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(attempts(&mut s).await, [2]);
+}

@@ -86,6 +86,9 @@ pub struct Broker {
     pub(crate) pop: pop::PopManager,
     /// gRPC producers' Telemetry streams, for transaction checks.
     pub(crate) grpc_producers: grpc::Producers,
+    /// Connections to the name servers for gRPC route lookups (kept, not one per QueryRoute;
+    /// apart from the registration loop's, so a lookup never waits behind a registration).
+    pub(crate) route_namesrv: Vec<remoting_client::RemotingClient>,
     pub(crate) clients: clients::ClientManager,
     pub(crate) conns: connection::ConnRegistry,
     pub(crate) notifier: long_poll::PullNotifier,
@@ -145,6 +148,11 @@ impl Broker {
             groups,
             pop,
             grpc_producers: grpc::Producers::default(),
+            route_namesrv: conf
+                .namesrv_addr
+                .iter()
+                .map(|a| remoting_client::RemotingClient::new(a.clone()))
+                .collect(),
             clients: clients::ClientManager::default(),
             conns: connection::ConnRegistry::default(),
             notifier: long_poll::PullNotifier::default(),

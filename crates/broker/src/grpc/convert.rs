@@ -56,6 +56,17 @@ pub(crate) fn timestamp(ms: i64) -> prost_types::Timestamp {
     }
 }
 
+pub(crate) fn timestamp_ms(t: &prost_types::Timestamp) -> i64 {
+    t.seconds * 1000 + i64::from(t.nanos) / 1_000_000
+}
+
+pub(crate) fn duration(d: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }
+}
+
 pub(crate) fn duration_ms(d: &prost_types::Duration) -> i64 {
     d.seconds * 1000 + i64::from(d.nanos) / 1_000_000
 }
@@ -150,13 +161,8 @@ pub(crate) fn to_pb(m: StoredMessage, popped: Option<&Popped>) -> pb::Message {
         receipt_handle: popped.map(|x| x.handle.clone()),
         queue_id: m.queue_id,
         queue_offset: Some(m.queue_offset),
-        invisible_duration: popped.map(|x| {
-            let d = Duration::from_millis(x.invisible_ms.max(0) as u64);
-            prost_types::Duration {
-                seconds: d.as_secs() as i64,
-                nanos: d.subsec_nanos() as i32,
-            }
-        }),
+        invisible_duration: popped
+            .map(|x| duration(Duration::from_millis(x.invisible_ms.max(0) as u64))),
         delivery_attempt: popped.map(|x| x.attempt),
         message_group: p.get(names::SHARDING_KEY).map(String::from),
         trace_context: None,

@@ -41,6 +41,14 @@ use crate::Broker;
 use pb::messaging_service_server::{MessagingService, MessagingServiceServer};
 pub(crate) use producers::Producers;
 
+/// The call's deadline (`grpc-timeout`), for long polls that must answer before it.
+fn deadline<T>(req: &Request<T>) -> Option<std::time::Duration> {
+    req.metadata()
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(receive::grpc_timeout)
+}
+
 /// The client's id (`x-mq-client-id`, sent by every official client).
 fn client_id<T>(req: &Request<T>) -> Option<String> {
     req.metadata()
@@ -67,6 +75,24 @@ pub(crate) fn resource_name(r: &Option<pb::Resource>) -> String {
         }
         Some(r) => r.name.clone(),
         None => String::new(),
+    }
+}
+
+/// A call's status from its entries' (one per message or ack): the one entry's status, OK when
+/// all are OK, else MULTIPLE_RESULTS.
+pub(crate) fn overall<'a>(
+    each: impl ExactSizeIterator<Item = &'a Option<pb::Status>>,
+) -> Option<pb::Status> {
+    let all: Vec<&Option<pb::Status>> = each.collect();
+    match all.as_slice() {
+        [one] => (*one).clone(),
+        all if all
+            .iter()
+            .all(|s| s.as_ref().is_some_and(|s| s.code == pb::Code::Ok as i32)) =>
+        {
+            ok()
+        }
+        _ => status(pb::Code::MultipleResults, "see each entry"),
     }
 }
 
@@ -163,11 +189,7 @@ impl MessagingService for Service {
         &self,
         req: Request<pb::ReceiveMessageRequest>,
     ) -> Result<Response<Self::ReceiveMessageStream>, Status> {
-        let deadline = req
-            .metadata()
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(receive::grpc_timeout);
+        let deadline = deadline(&req);
         let client = client_id(&req);
         let out = receive::receive(&self.b, req.into_inner(), deadline, client).await;
         Ok(Response::new(Box::pin(futures::stream::iter(
@@ -197,11 +219,7 @@ impl MessagingService for Service {
         &self,
         req: Request<pb::PullMessageRequest>,
     ) -> Result<Response<Self::PullMessageStream>, Status> {
-        let deadline = req
-            .metadata()
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(receive::grpc_timeout);
+        let deadline = deadline(&req);
         let out = pull::pull(&self.b, req.into_inner(), deadline).await;
         Ok(Response::new(Box::pin(futures::stream::iter(
             out.into_iter().map(Ok),

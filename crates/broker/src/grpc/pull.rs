@@ -180,8 +180,8 @@ pub(crate) fn query_offset(b: &Broker, req: pb::QueryOffsetRequest) -> pb::Query
                     offset: 0,
                 };
             };
-            let ms = t.seconds * 1000 + i64::from(t.nanos) / 1_000_000;
-            b.store.offset_in_queue_by_time(&topic, q, ms)
+            b.store
+                .offset_in_queue_by_time(&topic, q, super::convert::timestamp_ms(&t))
         }
         Err(_) => {
             return pb::QueryOffsetResponse {

@@ -188,18 +188,10 @@ pub(crate) fn ack(b: &Broker, req: pb::AckMessageRequest) -> pb::AckMessageRespo
             }
         })
         .collect();
-    let status = match entries.as_slice() {
-        [] => status(pb::Code::BadRequest, "no entry"),
-        [e] => e.status.clone(),
-        all if all.iter().all(|e| {
-            e.status
-                .as_ref()
-                .is_some_and(|s| s.code == pb::Code::Ok as i32)
-        }) =>
-        {
-            super::ok()
-        }
-        _ => status(pb::Code::MultipleResults, "see each entry"),
+    let status = if entries.is_empty() {
+        status(pb::Code::BadRequest, "no entry")
+    } else {
+        super::overall(entries.iter().map(|e| &e.status))
     };
     pb::AckMessageResponse { status, entries }
 }

@@ -21,24 +21,9 @@ const ALL_TYPES: [pb::MessageType; 4] = [
     pb::MessageType::Transaction,
 ];
 
-pub(crate) fn endpoints(b: &Broker) -> pb::Endpoints {
-    let ip = b.conf.broker_ip1;
+/// The gRPC endpoint of `ip` on `port`.
+fn endpoints_at(ip: IpAddr, port: u16) -> pb::Endpoints {
     pb::Endpoints {
-        scheme: match ip {
-            IpAddr::V4(_) => pb::AddressScheme::IPv4,
-            IpAddr::V6(_) => pb::AddressScheme::IPv6,
-        } as i32,
-        addresses: vec![pb::Address {
-            host: ip.to_string(),
-            port: i32::from(b.conf.grpc_server_port),
-        }],
-    }
-}
-
-fn endpoints_of(addr: &str, port: u16) -> Option<pb::Endpoints> {
-    let host = addr.rsplit_once(':')?.0;
-    let ip: IpAddr = host.parse().ok()?;
-    Some(pb::Endpoints {
         scheme: match ip {
             IpAddr::V4(_) => pb::AddressScheme::IPv4,
             IpAddr::V6(_) => pb::AddressScheme::IPv6,
@@ -47,7 +32,18 @@ fn endpoints_of(addr: &str, port: u16) -> Option<pb::Endpoints> {
             host: ip.to_string(),
             port: i32::from(port),
         }],
-    })
+    }
+}
+
+/// This broker's gRPC endpoint.
+pub(crate) fn endpoints(b: &Broker) -> pb::Endpoints {
+    endpoints_at(b.conf.broker_ip1, b.conf.grpc_server_port)
+}
+
+/// The gRPC endpoint of the broker at remoting address `addr` (`ip:port`).
+fn endpoints_of(addr: &str, port: u16) -> Option<pb::Endpoints> {
+    let ip: IpAddr = addr.rsplit_once(':')?.0.parse().ok()?;
+    Some(endpoints_at(ip, port))
 }
 
 fn queues(
@@ -81,8 +77,8 @@ fn queues(
 
 /// The topic's route from the first name server that has it.
 async fn cluster_route(b: &Broker, topic: &str) -> Option<TopicRouteData> {
-    for ns in &b.conf.namesrv_addr {
-        let client = crate::remoting_client::RemotingClient::new(ns.clone());
+    for client in &b.route_namesrv {
+        let ns = &client.addr;
         let req = RemotingCommand::request(RequestCode::GET_ROUTEINFO_BY_TOPIC)
             .with_ext("topic", topic)
             .with_ext("acceptStandardJsonOnly", true);

@@ -116,12 +116,13 @@ fn to_remoting(b: &Broker, m: pb::Message) -> Result<RemotingCommand, pb::SendRe
         props.insert(names::SHARDING_KEY, group);
     }
     if let Some(at) = sp.delivery_timestamp {
-        let ms = at.seconds * 1000 + i64::from(at.nanos) / 1_000_000;
+        let ms = super::convert::timestamp_ms(&at);
         props.insert(names::TIMER_DELIVER_MS, ms.to_string());
     }
-    let born = sp.born_timestamp.map_or_else(crate::now_ms, |t| {
-        t.seconds * 1000 + i64::from(t.nanos) / 1_000_000
-    });
+    let born = sp
+        .born_timestamp
+        .as_ref()
+        .map_or_else(crate::now_ms, super::convert::timestamp_ms);
     Ok(RemotingCommand::request(RequestCode::SEND_MESSAGE)
         .with_ext("producerGroup", GRPC_PRODUCER_GROUP)
         .with_ext("topic", &topic)
@@ -205,18 +206,7 @@ pub(crate) async fn send_message(
         entries.push(e);
     }
     // One message per call from every official client: its status is the call's.
-    let status = match entries.as_slice() {
-        [one] => one.status.clone(),
-        all if all.iter().all(|e| {
-            e.status
-                .as_ref()
-                .is_some_and(|s| s.code == pb::Code::Ok as i32)
-        }) =>
-        {
-            super::ok()
-        }
-        _ => super::status(pb::Code::MultipleResults, "see each entry"),
-    };
+    let status = super::overall(entries.iter().map(|e| &e.status));
     pb::SendMessageResponse { status, entries }
 }
 

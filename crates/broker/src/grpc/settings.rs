@@ -9,15 +9,9 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tonic::Streaming;
 
+use super::convert::duration;
 use super::{pb, RpcStream};
 use crate::Broker;
-
-fn duration(d: Duration) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: d.as_secs() as i64,
-        nanos: d.subsec_nanos() as i32,
-    }
-}
 
 /// RocketMQ's retry delays after the first failure (delay levels 3 and up: 10s .. 2h, with the
 /// first two of 1s and 5s as the proxy sends them).

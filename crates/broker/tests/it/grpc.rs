@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use ferrocket_protocol::message::StoredMessage;
 use ferrocket_protocol::SerializeType;
+use ferrocket_testkit::{free_port, wait_for_port};
 
 use crate::util::{decode_all, pull_req, Broker};
 
@@ -108,4 +109,22 @@ pub(super) fn bodies_of(lines: &[&serde_json::Value]) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// A broker with gRPC on a free port plus `extra` conf lines; returns it and its gRPC endpoint
+/// once that listens.
+pub(super) fn start_grpc_broker(extra: &str) -> (Broker, String) {
+    let gport = free_port();
+    let b = Broker::start(&format!("grpcServerPort = {gport}\n{extra}"));
+    let endpoint = format!("127.0.0.1:{gport}");
+    wait_for_port(&endpoint, Duration::from_secs(10));
+    (b, endpoint)
+}
+
+/// A resource (topic or group) without namespace.
+pub(super) fn res(name: &str) -> Option<ferrocket_broker::grpc::pb::Resource> {
+    Some(ferrocket_broker::grpc::pb::Resource {
+        resource_namespace: String::new(),
+        name: name.into(),
+    })
 }

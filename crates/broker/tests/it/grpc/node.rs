@@ -4,10 +4,8 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferrocket_testkit::{free_port, wait_for_port};
-
 use super::*;
-use crate::util::{create_topic, Broker};
+use crate::util::create_topic;
 
 /// The official Node.js client (npm `rocketmq-client-nodejs`, installed by `.ci/run` into
 /// `tests/it/grpc/node`): its Producer and SimpleConsumer, which wait for the server's Settings
@@ -22,10 +20,7 @@ fn the_official_node_client_sends_and_receives() {
             .exists(),
         "run `npm install` in {dir} (.ci/run does)"
     );
-    let gport = free_port();
-    let b = Broker::start(&format!("grpcServerPort = {gport}"));
-    let endpoint = format!("127.0.0.1:{gport}");
-    wait_for_port(&endpoint, Duration::from_secs(10));
+    let (b, endpoint) = start_grpc_broker("");
     create_topic(&mut b.client(), NODE_TOPIC, 2);
     let mut child = Command::new("node")
         .current_dir(dir)

@@ -7,17 +7,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ferrocket_protocol::message::StoredMessage;
 use ferrocket_protocol::SerializeType;
 use ferrocket_protocol::{RemotingCommand, RequestCode};
-use ferrocket_testkit::{free_port, wait_for_port};
+use ferrocket_testkit::wait_for_port;
 
 use super::*;
-use crate::util::{create_topic, eventually, props, send_req, Broker};
+use crate::util::{create_topic, eventually, props, send_req};
 
 #[test]
 fn the_official_python_client_sends_normal_fifo_and_delayed_messages() {
-    let gport = free_port();
-    let b = Broker::start(&format!("grpcServerPort = {gport}"));
-    let endpoint = format!("127.0.0.1:{gport}");
-    wait_for_port(&endpoint, Duration::from_secs(10));
+    let (b, endpoint) = start_grpc_broker("");
     create_topic(&mut b.client(), TOPIC, 4);
     let now_s = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -103,10 +100,7 @@ fn the_official_python_client_sends_normal_fifo_and_delayed_messages() {
 #[test]
 fn the_official_python_simple_consumer_receives_acks_and_gets_redeliveries() {
     const POP_TOPIC: &str = "GrpcPopTopic";
-    let gport = free_port();
-    let mut b = Broker::start(&format!("grpcServerPort = {gport}"));
-    let endpoint = format!("127.0.0.1:{gport}");
-    wait_for_port(&endpoint, Duration::from_secs(10));
+    let (mut b, endpoint) = start_grpc_broker("");
     let mut c = b.client();
     create_topic(&mut c, POP_TOPIC, 2);
     let mut ids = BTreeMap::new();
@@ -195,10 +189,7 @@ fn the_official_python_simple_consumer_receives_acks_and_gets_redeliveries() {
 #[test]
 fn the_official_python_push_consumer_consumes_and_retries_a_failure() {
     const PUSH_TOPIC: &str = "GrpcPushTopic";
-    let gport = free_port();
-    let b = Broker::start(&format!("grpcServerPort = {gport}"));
-    let endpoint = format!("127.0.0.1:{gport}");
-    wait_for_port(&endpoint, Duration::from_secs(10));
+    let (b, endpoint) = start_grpc_broker("");
     let mut c = b.client();
     create_topic(&mut c, PUSH_TOPIC, 4);
     for i in 0..5 {
@@ -241,12 +232,8 @@ fn the_official_python_push_consumer_consumes_and_retries_a_failure() {
 #[test]
 fn the_official_python_producer_commits_rolls_back_and_answers_checks() {
     const TX_TOPIC: &str = "GrpcTxTopic";
-    let gport = free_port();
-    let b = Broker::start(&format!(
-        "grpcServerPort = {gport}\ntransactionTimeOut = 1000\ntransactionCheckInterval = 500"
-    ));
-    let endpoint = format!("127.0.0.1:{gport}");
-    wait_for_port(&endpoint, Duration::from_secs(10));
+    let (b, endpoint) =
+        start_grpc_broker("transactionTimeOut = 1000\ntransactionCheckInterval = 500");
     create_topic(&mut b.client(), TX_TOPIC, 2);
     let lines = run_python("transaction.py", &[&endpoint, TX_TOPIC]);
     assert_eq!(events(&lines, "sent").len(), 3, "{lines:?}");
@@ -282,10 +269,7 @@ fn the_official_python_producer_commits_rolls_back_and_answers_checks() {
 #[test]
 fn an_orderly_group_gets_one_message_of_a_queue_at_a_time_in_order() {
     const FIFO_TOPIC: &str = "GrpcFifoTopic";
-    let gport = free_port();
-    let b = Broker::start(&format!("grpcServerPort = {gport}"));
-    let endpoint = format!("127.0.0.1:{gport}");
-    wait_for_port(&endpoint, Duration::from_secs(10));
+    let (b, endpoint) = start_grpc_broker("");
     let mut c = b.client();
     create_topic(&mut c, FIFO_TOPIC, 1);
     let r = c

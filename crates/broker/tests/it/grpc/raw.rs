@@ -3,10 +3,9 @@
 use std::time::{Duration, Instant};
 
 use ferrocket_protocol::SerializeType;
-use ferrocket_testkit::{free_port, wait_for_port};
 
 use super::*;
-use crate::util::{create_topic, props, send_req, Broker};
+use crate::util::{create_topic, props, send_req};
 
 /// Bad requests get the status codes the clients know, and garbage on the port costs only that
 /// connection.
@@ -16,10 +15,7 @@ async fn bad_grpc_requests_fail_the_call_not_the_broker() {
     use pb::messaging_service_client::MessagingServiceClient;
     use std::io::Write;
 
-    let gport = free_port();
-    let b = Broker::start(&format!("grpcServerPort = {gport}"));
-    let endpoint = format!("127.0.0.1:{gport}");
-    wait_for_port(&endpoint, Duration::from_secs(10));
+    let (b, endpoint) = start_grpc_broker("");
     create_topic(&mut b.client(), "GrpcBadTopic", 1);
     // Not HTTP/2 at all.
     let mut s = std::net::TcpStream::connect(&endpoint).unwrap();
@@ -30,12 +26,6 @@ async fn bad_grpc_requests_fail_the_call_not_the_broker() {
         .await
         .unwrap();
     let code = |s: &Option<pb::Status>| s.as_ref().map(|s| s.code);
-    let res = |name: &str| {
-        Some(pb::Resource {
-            resource_namespace: String::new(),
-            name: name.into(),
-        })
-    };
     let r = c
         .query_route(pb::QueryRouteRequest {
             topic: res("NoSuchTopic"),
@@ -177,12 +167,7 @@ async fn receive_filters_by_sql92_properties() {
     use ferrocket_broker::grpc::pb;
     use pb::messaging_service_client::MessagingServiceClient;
 
-    let gport = free_port();
-    let b = Broker::start(&format!(
-        "grpcServerPort = {gport}\nenablePropertyFilter = true"
-    ));
-    let endpoint = format!("127.0.0.1:{gport}");
-    wait_for_port(&endpoint, Duration::from_secs(10));
+    let (b, endpoint) = start_grpc_broker("enablePropertyFilter = true");
     let mut rc = b.client();
     create_topic(&mut rc, "GrpcSqlTopic", 1);
     for n in 1..=3 {
@@ -286,10 +271,7 @@ async fn a_message_forwarded_to_the_dlq_is_not_delivered_again() {
     use ferrocket_broker::grpc::pb;
     use pb::messaging_service_client::MessagingServiceClient;
 
-    let gport = free_port();
-    let b = Broker::start(&format!("grpcServerPort = {gport}"));
-    let endpoint = format!("127.0.0.1:{gport}");
-    wait_for_port(&endpoint, Duration::from_secs(10));
+    let (b, endpoint) = start_grpc_broker("");
     let mut rc = b.client();
     create_topic(&mut rc, "GrpcDlqTopic", 1);
     let req = send_req(
@@ -305,12 +287,6 @@ async fn a_message_forwarded_to_the_dlq_is_not_delivered_again() {
     let mut c = MessagingServiceClient::connect(format!("http://{endpoint}"))
         .await
         .unwrap();
-    let res = |name: &str| {
-        Some(pb::Resource {
-            resource_namespace: String::new(),
-            name: name.into(),
-        })
-    };
     let receive = |invisible_s: i64, poll_s: i64| pb::ReceiveMessageRequest {
         group: res("DlqGroup"),
         message_queue: Some(pb::MessageQueue {
@@ -381,10 +357,7 @@ async fn compressed_bodies_are_delivered_plain() {
     use pb::messaging_service_client::MessagingServiceClient;
     use std::io::Write;
 
-    let gport = free_port();
-    let b = Broker::start(&format!("grpcServerPort = {gport}"));
-    let endpoint = format!("127.0.0.1:{gport}");
-    wait_for_port(&endpoint, Duration::from_secs(10));
+    let (b, endpoint) = start_grpc_broker("");
     let mut rc = b.client();
     create_topic(&mut rc, "GrpcZipTopic", 1);
     let plain: Vec<u8> = (0..20_000u32)
@@ -401,12 +374,6 @@ async fn compressed_bodies_are_delivered_plain() {
     let mut c = MessagingServiceClient::connect(format!("http://{endpoint}"))
         .await
         .unwrap();
-    let res = |name: &str| {
-        Some(pb::Resource {
-            resource_namespace: String::new(),
-            name: name.into(),
-        })
-    };
     let mut s = c
         .receive_message(pb::ReceiveMessageRequest {
             group: res("ZipGroup"),
@@ -458,10 +425,7 @@ async fn pull_and_offsets_over_grpc() {
     use ferrocket_broker::grpc::pb;
     use pb::messaging_service_client::MessagingServiceClient;
 
-    let gport = free_port();
-    let b = Broker::start(&format!("grpcServerPort = {gport}"));
-    let endpoint = format!("127.0.0.1:{gport}");
-    wait_for_port(&endpoint, Duration::from_secs(10));
+    let (b, endpoint) = start_grpc_broker("");
     let mut rc = b.client();
     create_topic(&mut rc, "GrpcPullTopic", 1);
     for i in 0..3 {
@@ -482,12 +446,6 @@ async fn pull_and_offsets_over_grpc() {
     let mut c = MessagingServiceClient::connect(format!("http://{endpoint}"))
         .await
         .unwrap();
-    let res = |name: &str| {
-        Some(pb::Resource {
-            resource_namespace: String::new(),
-            name: name.into(),
-        })
-    };
     let mq = Some(pb::MessageQueue {
         topic: res("GrpcPullTopic"),
         id: 0,
@@ -618,10 +576,7 @@ async fn auto_renewed_messages_stay_invisible_while_their_consumer_heartbeats() 
     use ferrocket_broker::grpc::pb;
     use pb::messaging_service_client::MessagingServiceClient;
 
-    let gport = free_port();
-    let b = Broker::start(&format!("grpcServerPort = {gport}"));
-    let endpoint = format!("127.0.0.1:{gport}");
-    wait_for_port(&endpoint, Duration::from_secs(10));
+    let (b, endpoint) = start_grpc_broker("");
     let mut rc = b.client();
     create_topic(&mut rc, "GrpcRenewTopic", 1);
     let req = send_req(
@@ -637,12 +592,6 @@ async fn auto_renewed_messages_stay_invisible_while_their_consumer_heartbeats() 
     let mut c = MessagingServiceClient::connect(format!("http://{endpoint}"))
         .await
         .unwrap();
-    let res = |name: &str| {
-        Some(pb::Resource {
-            resource_namespace: String::new(),
-            name: name.into(),
-        })
-    };
     fn as_client<T>(client: &str, msg: T) -> tonic::Request<T> {
         let mut r = tonic::Request::new(msg);
         r.metadata_mut()

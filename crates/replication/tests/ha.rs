@@ -240,8 +240,11 @@ async fn empty_slave_gets_every_segment_then_resumes_after_a_restart() {
     let end = put(&master, 600, 900).await;
     server.notify_appended(end);
     let client = start_client(&slave, server.local_addr(), &cancel);
+    // The commitlog end moves as bytes land, the consume queues once their records are
+    // dispatched a moment later (same append call): wait for both.
     wait_until("slave resumed", Duration::from_secs(30), || {
         slave.max_phy_offset() == end
+            && (0..4).all(|q| slave.max_offset_in_queue("HaTopic", q) == 225)
     })
     .await;
     for q in 0..4 {

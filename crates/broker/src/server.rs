@@ -138,6 +138,11 @@ fn encode_into(out: &Outgoing, dst: &mut BytesMut) -> bool {
 async fn write_loop(mut rx: mpsc::Receiver<Outgoing>, mut wr: OwnedWriteHalf) {
     let mut buf = BytesMut::with_capacity(WRITE_BATCH);
     while let Some(first) = rx.recv().await {
+        if rx.is_empty() {
+            // Answers often become ready together (one fsync, one Raft commit completes many
+            // sends); let the tasks already woken queue theirs so one write carries them all.
+            tokio::task::yield_now().await;
+        }
         let mut next = Some(first);
         while let Some(out) = next.take() {
             if encode_into(&out, &mut buf) {

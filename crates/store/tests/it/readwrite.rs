@@ -245,3 +245,35 @@ fn schedule_topic_tags_code_is_the_delivery_time_and_halves_skip_queues() {
     store.put_message(commit).wait();
     assert_eq!(store.max_offset_in_queue("TxT", 0), 1);
 }
+
+#[test]
+fn prefault_ahead_stops_at_the_segment_end_and_keeps_contents() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MessageStore::open(small_config(dir.path())).unwrap();
+    // Nothing to prefault before the first segment exists.
+    assert_eq!(store.prefault_ahead(4096), 0);
+    let first = store
+        .put_message(msg("TopicP", 0, b"before", None, &[]))
+        .wait();
+    assert_eq!(first.status, PutStatus::PutOk);
+    let end = first
+        .append
+        .as_ref()
+        .map(|a| a.wrote_offset + i64::from(a.wrote_bytes));
+    let end = end.unwrap();
+    assert_eq!(store.prefault_ahead(1000), end + 1000);
+    // Bounded by the 64 KiB segment, not by the request.
+    assert_eq!(store.prefault_ahead(1 << 30), 64 * 1024);
+    let mut bodies = vec![b"before".to_vec()];
+    for i in 0..200u64 {
+        let b = body(7, i);
+        let r = store.put_message(msg("TopicP", 0, &b, None, &[])).wait();
+        assert_eq!(r.status, PutStatus::PutOk);
+        bodies.push(b);
+    }
+    let read: Vec<Vec<u8>> = read_all(&store, "TopicP", 0)
+        .into_iter()
+        .map(|m| m.body.to_vec())
+        .collect();
+    assert_eq!(read, bodies);
+}

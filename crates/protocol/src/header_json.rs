@@ -58,8 +58,17 @@ pub(crate) fn encode(cmd: &RemotingCommand, out: &mut Vec<u8>) {
     serde_json::to_writer(out, &header).expect("JSON header serialization");
 }
 
-/// Decodes a JSON header; the body is filled in by the frame decoder.
+/// Decodes a JSON header; the body is filled in by the frame decoder. The common shape is read in
+/// one pass (`header_json_fast`); everything else goes through serde.
 pub(crate) fn decode(bytes: &[u8]) -> Result<RemotingCommand, FrameError> {
+    match crate::header_json_fast::decode(bytes) {
+        Some(cmd) => Ok(cmd),
+        None => decode_general(bytes),
+    }
+}
+
+/// The general decoder: fastjson's unquoted keys, unknown keys, non-string extFields values.
+pub(crate) fn decode_general(bytes: &[u8]) -> Result<RemotingCommand, FrameError> {
     let text = std::str::from_utf8(bytes).map_err(|_| FrameError::Utf8)?;
     let parsed: In =
         crate::fastjson::from_str(text).map_err(|e| FrameError::Json(e.to_string()))?;

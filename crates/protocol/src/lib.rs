@@ -17,6 +17,7 @@ pub mod frame;
 pub mod header;
 mod header_binary;
 mod header_json;
+mod header_json_fast;
 pub mod language;
 pub mod message;
 

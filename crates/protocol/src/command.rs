@@ -1,7 +1,5 @@
 //! `RemotingCommand`: one request or response, as every RocketMQ process exchanges them.
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 
 use crate::code::ResponseCode;
@@ -25,7 +23,7 @@ pub enum SerializeType {
 }
 
 /// The `extFields` map: every typed header flattened into string keys and values.
-pub type ExtFields = BTreeMap<String, String>;
+pub use crate::ext_fields::ExtFields;
 
 /// A request or response.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -93,8 +91,8 @@ impl RemotingCommand {
     }
 
     /// Sets one extFields entry.
-    pub fn with_ext(mut self, key: impl Into<String>, value: impl ToString) -> Self {
-        self.ext_fields.insert(key.into(), value.to_string());
+    pub fn with_ext(mut self, key: impl AsRef<str>, value: impl std::fmt::Display) -> Self {
+        self.ext_fields.insert_display(key.as_ref(), &value);
         self
     }
 
@@ -114,10 +112,7 @@ impl RemotingCommand {
 
     /// An extFields value; an empty string counts as absent (the Go client sends those).
     pub fn ext(&self, key: &str) -> Option<&str> {
-        self.ext_fields
-            .get(key)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.ext_fields.get(key).filter(|v| !v.is_empty())
     }
 
     /// The response code as a known enum value, if it is one.

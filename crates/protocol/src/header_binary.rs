@@ -59,10 +59,10 @@ impl<'a> Reader<'a> {
             self.take(4, what)?.try_into().expect("4 bytes"),
         ))
     }
-    fn string(&mut self, len: i32, what: &'static str) -> Result<String, FrameError> {
+    fn str(&mut self, len: i32, what: &'static str) -> Result<&'a str, FrameError> {
         let len = usize::try_from(len).map_err(|_| FrameError::Binary(what))?;
         let bytes = self.take(len, what)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| FrameError::Utf8)
+        std::str::from_utf8(bytes).map_err(|_| FrameError::Utf8)
     }
 }
 
@@ -78,18 +78,18 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<RemotingCommand, FrameError> {
     let remark = if remark_len == 0 {
         None
     } else {
-        Some(r.string(remark_len, "remark")?)
+        Some(r.str(remark_len, "remark")?.to_owned())
     };
     let map_len = r.i32("extFields length")?;
     let map_len = usize::try_from(map_len).map_err(|_| FrameError::Binary("extFields length"))?;
     let map = r.take(map_len, "extFields")?;
     let mut m = Reader { buf: map, pos: 0 };
-    let mut ext_fields = ExtFields::new();
+    let mut ext_fields = ExtFields::with_capacity(16, map_len);
     while m.pos < map.len() {
         let klen = m.i16("key length")?;
-        let key = m.string(klen as i32, "key")?;
+        let key = m.str(klen as i32, "key")?;
         let vlen = m.i32("value length")?;
-        let value = m.string(vlen, "value")?;
+        let value = m.str(vlen, "value")?;
         if !key.is_empty() {
             ext_fields.insert(key, value);
         }

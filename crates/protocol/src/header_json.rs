@@ -12,7 +12,7 @@ use crate::language::LanguageCode;
 #[derive(Serialize)]
 struct Out<'a> {
     code: i32,
-    #[serde(rename = "extFields", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(rename = "extFields", skip_serializing_if = "ExtFields::is_empty")]
     ext_fields: &'a ExtFields,
     flag: i32,
     language: &'static str,

@@ -9,6 +9,8 @@
 //! or reports the error. So this reader only ever agrees with the general one or defers to it;
 //! `tests` checks that on generated and hand-made headers.
 
+use std::borrow::Cow;
+
 use crate::command::{ExtFields, RemotingCommand, SerializeType};
 use crate::language::LanguageCode;
 
@@ -147,34 +149,35 @@ impl<'a> Reader<'a> {
     }
 
     fn string_or_null(&mut self) -> Option<Option<String>> {
+        Some(self.text_or_null()?.map(Cow::into_owned))
+    }
+
+    fn text_or_null(&mut self) -> Option<Option<Cow<'a, str>>> {
         self.skip_ws();
         if self.b[self.i..].starts_with(b"null") {
             self.i += 4;
             return Some(None);
         }
-        self.string().map(Some)
+        self.text().map(Some)
     }
 
-    /// A quoted string with JSON escapes.
-    fn string(&mut self) -> Option<String> {
+    /// A quoted string with JSON escapes; borrowed from the input when it has none.
+    fn text(&mut self) -> Option<Cow<'a, str>> {
         self.expect(b'"')?;
         let start = self.i;
-        // The common case: no escapes, one copy.
         loop {
             match *self.b.get(self.i)? {
                 b'"' => {
                     let s = std::str::from_utf8(&self.b[start..self.i]).ok()?;
                     self.i += 1;
-                    return Some(s.to_owned());
+                    return Some(Cow::Borrowed(s));
                 }
                 b'\\' => break,
                 c if c < 0x20 => return None,
                 _ => self.i += 1,
             }
         }
-        let mut out = std::str::from_utf8(&self.b[start..self.i])
-            .ok()?
-            .to_owned();
+        let mut out = std::str::from_utf8(&self.b[start..self.i]).ok()?.to_owned();
         loop {
             let run = self.i;
             while let Some(&c) = self.b.get(self.i) {
@@ -187,7 +190,7 @@ impl<'a> Reader<'a> {
             match *self.b.get(self.i)? {
                 b'"' => {
                     self.i += 1;
-                    return Some(out);
+                    return Some(Cow::Owned(out));
                 }
                 b'\\' => {
                     self.i += 1;
@@ -240,7 +243,7 @@ impl<'a> Reader<'a> {
 
     /// `{"key":"value",...}` or `null`; null values are left out (as the general decoder does).
     fn ext_fields(&mut self) -> Option<ExtFields> {
-        let mut ext = ExtFields::new();
+        let mut ext = ExtFields::with_capacity(16, self.b.len() - self.i);
         self.skip_ws();
         if self.b[self.i..].starts_with(b"null") {
             self.i += 4;
@@ -252,10 +255,10 @@ impl<'a> Reader<'a> {
         }
         loop {
             self.skip_ws();
-            let key = self.string()?;
+            let key = self.text()?;
             self.expect(b':')?;
-            if let Some(v) = self.string_or_null()? {
-                ext.insert(key, v);
+            if let Some(v) = self.text_or_null()? {
+                ext.insert(&key, &v);
             } else {
                 ext.remove(&key);
             }

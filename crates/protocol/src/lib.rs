@@ -12,6 +12,7 @@ pub mod body;
 pub mod code;
 pub mod command;
 pub mod error;
+mod ext_fields;
 pub mod fastjson;
 pub mod frame;
 pub mod header;

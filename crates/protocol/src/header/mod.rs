@@ -76,7 +76,7 @@ impl HeaderValue for String {
 
 /// Reads a required field.
 pub fn required<T: HeaderValue>(ext: &ExtFields, key: &'static str) -> Result<T, HeaderError> {
-    match ext.get(key).map(String::as_str) {
+    match ext.get(key) {
         None | Some("") => Err(HeaderError::Missing(key)),
         Some(v) => T::from_wire(v).ok_or_else(|| HeaderError::Invalid {
             field: key,
@@ -90,7 +90,7 @@ pub fn optional<T: HeaderValue>(
     ext: &ExtFields,
     key: &'static str,
 ) -> Result<Option<T>, HeaderError> {
-    match ext.get(key).map(String::as_str) {
+    match ext.get(key) {
         None | Some("") => Ok(None),
         Some(v) => T::from_wire(v)
             .map(Some)
@@ -114,7 +114,7 @@ pub fn optional<T: HeaderValue>(
 /// # use ferrocket_protocol::header::CommandHeader;
 /// let mut ext = Default::default();
 /// ExampleHeader { topic: "t".into(), queue_id: 3, unit_mode: None }.write_to(&mut ext);
-/// assert_eq!(ext.get("queueId").map(String::as_str), Some("3"));
+/// assert_eq!(ext.get("queueId"), Some("3"));
 /// ```
 #[macro_export]
 macro_rules! header {
@@ -134,9 +134,8 @@ macro_rules! header {
 
         impl $crate::header::CommandHeader for $name {
             fn write_to(&self, ext: &mut $crate::command::ExtFields) {
-                use $crate::header::HeaderValue as _;
-                $(ext.insert($rk.to_string(), self.$rf.to_wire());)*
-                $(if let Some(v) = &self.$of { ext.insert($ok.to_string(), v.to_wire()); })*
+                $(ext.insert_display($rk, &self.$rf);)*
+                $(if let Some(v) = &self.$of { ext.insert_display($ok, v); })*
             }
             fn read_from(ext: &$crate::command::ExtFields) -> Result<Self, $crate::error::HeaderError> {
                 Ok($name {

@@ -130,7 +130,7 @@ fn arb_command() -> impl Strategy<Value = RemotingCommand> {
                 opaque,
                 flag,
                 remark,
-                ext_fields: ext,
+                ext_fields: ext.into(),
                 body: Bytes::from(body),
                 serialize_type: st,
             },

@@ -45,8 +45,21 @@ impl ExtFields {
         &self.text[start as usize..end as usize]
     }
 
+    fn key_bytes(&self, e: &Entry) -> &[u8] {
+        &self.text.as_bytes()[e.key.0 as usize..e.key.1 as usize]
+    }
+
+    /// Byte order is code point order in UTF-8, so keys compare as bytes.
     fn find(&self, key: &str) -> Result<usize, usize> {
-        self.entries.binary_search_by(|e| self.at(e.key).cmp(key))
+        let key = key.as_bytes();
+        // Decoders mostly see keys in order (fastjson and our encoders sort them).
+        match self.entries.last() {
+            None => return Err(0),
+            Some(last) if self.key_bytes(last) < key => return Err(self.entries.len()),
+            _ => {}
+        }
+        self.entries
+            .binary_search_by(|e| self.key_bytes(e).cmp(key))
     }
 
     /// The value of `key`.

@@ -84,6 +84,11 @@ impl Connection {
         let closed_w = Arc::clone(&closed);
         let writer = tokio::spawn(async move {
             while let Some(mut buf) = rx.recv().await {
+                if rx.is_empty() {
+                    // Requests often become ready together (one batch of answers wakes many
+                    // senders): let those already woken queue theirs first.
+                    tokio::task::yield_now().await;
+                }
                 // Coalesce whatever else is queued into one write.
                 while let Ok(more) = rx.try_recv() {
                     buf.extend_from_slice(&more);

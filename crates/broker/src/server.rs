@@ -4,6 +4,7 @@
 //! A frame that cannot be decoded closes that connection only. Responses read from the peer
 //! (answers to the broker's own requests) go to the connection's waiters.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -70,10 +71,19 @@ async fn connection(b: Arc<Broker>, stream: TcpStream, peer: SocketAddr, fast: b
                         fast,
                     };
                     if processor::may_wait(cmd.code) {
-                        // Sends wait for the disk and pulls may be held: their own task, so
-                        // the connection keeps reading (and sync-flush sends group-commit).
+                        // Sends may wait for the disk, a slave or the Raft group, and pulls
+                        // may be held: run the request here until it first has to wait (an
+                        // ASYNC_FLUSH send usually never does), then give it its own task so
+                        // the connection keeps reading (and SYNC_FLUSH sends group-commit).
                         let b2 = Arc::clone(&b);
-                        b.tasks.spawn(async move { answer(&b2, &ctx, cmd).await });
+                        let mut fut = Box::pin(async move { answer(&b2, &ctx, cmd).await });
+                        let done = std::future::poll_fn(|cx| {
+                            std::task::Poll::Ready(fut.as_mut().poll(cx).is_ready())
+                        })
+                        .await;
+                        if !done {
+                            b.tasks.spawn(fut);
+                        }
                     } else {
                         // Everything else is quick and handled in arrival order.
                         answer(&b, &ctx, cmd).await;

@@ -55,11 +55,13 @@ impl ExtFields {
         // Decoders mostly see keys in order (fastjson and our encoders sort them).
         match self.entries.last() {
             None => return Err(0),
-            Some(last) if self.key_bytes(last) < key => return Err(self.entries.len()),
+            Some(last) if short_cmp(self.key_bytes(last), key).is_lt() => {
+                return Err(self.entries.len())
+            }
             _ => {}
         }
         self.entries
-            .binary_search_by(|e| self.key_bytes(e).cmp(key))
+            .binary_search_by(|e| short_cmp(self.key_bytes(e), key))
     }
 
     /// The value of `key`.
@@ -121,6 +123,17 @@ impl ExtFields {
             }
         }
     }
+}
+
+/// Byte-wise order without a `memcmp` call: header keys are a few bytes long (SEND_MESSAGE_V2's
+/// are one letter), where the call costs more than the comparison.
+fn short_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 impl PartialEq for ExtFields {

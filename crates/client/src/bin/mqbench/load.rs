@@ -53,6 +53,22 @@ async fn account(
     }
 }
 
+/// Spreads sends evenly over time at a fixed total rate.
+struct Pacer {
+    start: tokio::time::Instant,
+    rate: u64,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Pacer {
+    /// Waits for the scheduled start of the next `n` messages.
+    async fn slot(&self, n: u64) {
+        let k = self.next.fetch_add(n, Ordering::Relaxed);
+        let due = self.start + Duration::from_nanos(k.saturating_mul(1_000_000_000) / self.rate);
+        tokio::time::sleep_until(due).await;
+    }
+}
+
 /// Starts the producers. With `record` false (e2e) they load the broker but the consumer's
 /// figures are the ones reported.
 pub fn producers(
@@ -64,6 +80,13 @@ pub fn producers(
 ) -> Result<Vec<JoinHandle<()>>> {
     let body = Bytes::from(vec![b'x'; a.size]);
     let mut tasks = Vec::new();
+    let pacer = a.rate.filter(|&r| r > 0).map(|rate| {
+        Arc::new(Pacer {
+            start: tokio::time::Instant::now(),
+            rate,
+            next: std::sync::atomic::AtomicU64::new(0),
+        })
+    });
     for c in 0..a.connections.max(1) {
         let p = Producer::builder()
             .config(config(ns, "p", c))
@@ -76,6 +99,7 @@ pub fn producers(
         for _ in 0..per_conn_tasks {
             let (p, body, topic, s) = (p.clone(), body.clone(), topic.to_string(), shared.clone());
             let (mode, batch, window) = (a.mode, a.batch.max(1), a.window.max(1));
+            let pacer = pacer.clone();
             tasks.push(tokio::spawn(async move {
                 let msg = || Message::new(&topic, body.clone());
                 if let Mode::Async = mode {
@@ -96,6 +120,14 @@ pub fn producers(
                     return;
                 }
                 while s.running() {
+                    if let Some(pc) = &pacer {
+                        pc.slot(if let Mode::Batch = mode {
+                            batch as u64
+                        } else {
+                            1
+                        })
+                        .await;
+                    }
                     let t = Instant::now();
                     let (n, r) = match mode {
                         Mode::Oneway => (1, p.send_oneway(msg()).await),

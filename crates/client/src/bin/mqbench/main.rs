@@ -77,6 +77,12 @@ pub struct ProducerArgs {
     /// Messages per batch in batch mode.
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
+    /// Target messages per second over all connections (sync, oneway and batch modes): sends
+    /// start on a fixed schedule (the timer's resolution is 1 ms, so they start in small
+    /// bursts), at most `window` in flight per connection; latency counts from each send's
+    /// actual start. Default: as fast as the window allows.
+    #[arg(long)]
+    pub rate: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,29 +16,15 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use bytes::Bytes;
-use ferrocket_protocol::message::{names, Properties, StoredMessage};
+use ferrocket_protocol::message::{names, StoredMessage};
 use ferrocket_store::{FlushDiskType, MessageStore, PutStatus, StoreConfig};
 
 fn message() -> StoredMessage {
-    let mut properties = Properties::new();
-    properties.insert(names::TAGS, "TagA");
-    StoredMessage {
-        queue_id: 0,
-        flag: 0,
-        queue_offset: 0,
-        physical_offset: 0,
-        sys_flag: 0,
-        born_timestamp: 1_700_000_000_000,
-        born_host: SocketAddr::from(([127, 0, 0, 1], 50000)),
-        store_timestamp: 0,
-        store_host: SocketAddr::from(([127, 0, 0, 1], 10911)),
-        reconsume_times: 0,
-        prepared_transaction_offset: 0,
-        body: Bytes::from(vec![b'x'; 1024]),
-        topic: "Sustained".into(),
-        properties,
-    }
+    let mut m = StoredMessage::new("Sustained", 0, vec![b'x'; 1024]);
+    m.born_timestamp = 1_700_000_000_000;
+    m.born_host = SocketAddr::from(([127, 0, 0, 1], 50000));
+    m.properties.insert(names::TAGS, "TagA");
+    m
 }
 
 /// Seconds `dd` takes to write `mib` MiB and fdatasync them.

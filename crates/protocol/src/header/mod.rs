@@ -36,16 +36,14 @@ impl RemotingCommand {
     }
 }
 
-/// One header value as text on the wire.
-pub trait HeaderValue: Sized {
-    fn to_wire(&self) -> String;
+/// One header value as text on the wire: written with `Display`, read with `from_wire`.
+pub trait HeaderValue: Sized + std::fmt::Display {
     fn from_wire(s: &str) -> Option<Self>;
 }
 
 macro_rules! numeric_value {
     ($($t:ty),*) => {$(
         impl HeaderValue for $t {
-            fn to_wire(&self) -> String { self.to_string() }
             fn from_wire(s: &str) -> Option<Self> { s.trim().parse().ok() }
         }
     )*};
@@ -53,9 +51,6 @@ macro_rules! numeric_value {
 numeric_value!(i8, i16, i32, i64, u8, u16, u32, u64, f64);
 
 impl HeaderValue for bool {
-    fn to_wire(&self) -> String {
-        self.to_string()
-    }
     fn from_wire(s: &str) -> Option<Self> {
         match s.trim() {
             "true" | "TRUE" | "True" => Some(true),
@@ -66,9 +61,6 @@ impl HeaderValue for bool {
 }
 
 impl HeaderValue for String {
-    fn to_wire(&self) -> String {
-        self.clone()
-    }
     fn from_wire(s: &str) -> Option<Self> {
         Some(s.to_string())
     }

@@ -3,12 +3,14 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use ferrocket_protocol::body::TopicRouteData;
 use ferrocket_protocol::message::{encode_batch, names, sysflag, BatchEntry, Properties};
+use ferrocket_protocol::command::ExtFields;
 use ferrocket_protocol::{RemotingCommand, RequestCode, ResponseCode};
 
 use crate::error::{ClientError, Result};
@@ -133,6 +135,7 @@ impl ProducerBuilder {
                 max_message_size: self.max_message_size,
                 next: AtomicUsize::new(rand_start()),
                 faults: FaultTracker::default(),
+                publish: Mutex::default(),
             }),
         })
     }
@@ -161,6 +164,16 @@ struct Inner {
     max_message_size: usize,
     next: AtomicUsize,
     faults: FaultTracker,
+    /// Each topic's writable queues, computed once per route the router hands out (a send
+    /// otherwise rebuilt and sorted the list, two strings per queue, twice).
+    publish: Mutex<HashMap<String, Publish>>,
+}
+
+/// The writable queues of one route.
+#[derive(Debug)]
+struct Publish {
+    route: Arc<TopicRouteData>,
+    queues: Arc<[MessageQueue]>,
 }
 
 /// Sends messages. Cheap to clone; clones share connections and routes.
@@ -348,10 +361,33 @@ impl Producer {
         })
     }
 
+    /// The writable queues of `topic` in `route`, from the cache while the route is unchanged.
+    fn publish_queues(&self, topic: &str, route: &Arc<TopicRouteData>) -> Arc<[MessageQueue]> {
+        let mut cache = self
+            .inner
+            .publish
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.get(topic) {
+            if Arc::ptr_eq(&p.route, route) {
+                return Arc::clone(&p.queues);
+            }
+        }
+        let queues: Arc<[MessageQueue]> = write_queues(topic, route).into();
+        cache.insert(
+            topic.to_string(),
+            Publish {
+                route: Arc::clone(route),
+                queues: Arc::clone(&queues),
+            },
+        );
+        queues
+    }
+
     /// The topic's route, or TBW102's (brokers then auto-create the topic) when it has none.
     async fn route(&self, topic: &str) -> Result<Arc<TopicRouteData>> {
         match self.inner.inst.router.route(topic).await {
-            Ok(r) if !write_queues(topic, &r).is_empty() => Ok(r),
+            Ok(r) if !self.publish_queues(topic, &r).is_empty() => Ok(r),
             Ok(_) | Err(ClientError::NoRoute(_)) => {
                 let r = self
                     .inner
@@ -382,9 +418,8 @@ impl Producer {
                 .ok_or_else(|| ClientError::NoRoute(format!("{topic} on {}", mq.broker_name)))?;
             return Ok((mq.clone(), addr));
         }
-        let mut queues = write_queues(topic, &route);
-        let templated = queues.is_empty();
-        if templated {
+        let mut queues = self.publish_queues(topic, &route);
+        if queues.is_empty() {
             // TBW102's queues, renamed: the broker creates `topic` like the template.
             queues = write_queues(DEFAULT_TOPIC, &route)
                 .into_iter()
@@ -423,7 +458,17 @@ impl Producer {
         } else {
             RequestCode::SEND_MESSAGE_V2
         };
-        let mut req = RemotingCommand::request(code)
+        let mut req = RemotingCommand::request(code);
+        // Sized for the 13 fields below, so building them does not reallocate.
+        req.ext_fields = ExtFields::with_capacity(
+            13,
+            self.inner.group.len()
+                + p.topic.len()
+                + p.properties.len()
+                + mq.broker_name.len()
+                + 96,
+        );
+        let mut req = req
             .with_ext("a", &self.inner.group)
             .with_ext("b", &p.topic)
             .with_ext("c", DEFAULT_TOPIC)

@@ -1,16 +1,16 @@
 //! The producer: awaited, oneway and batch sends; to a queue, by selector or round robin with
 //! retries on another broker and latency-based fault avoidance; zlib above 4 KiB.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use ferrocket_protocol::body::TopicRouteData;
-use ferrocket_protocol::message::{encode_batch, names, sysflag, BatchEntry, Properties};
 use ferrocket_protocol::command::ExtFields;
+use ferrocket_protocol::message::{encode_batch, names, sysflag, BatchEntry, Properties};
 use ferrocket_protocol::{RemotingCommand, RequestCode, ResponseCode};
 
 use crate::error::{ClientError, Result};
@@ -363,11 +363,7 @@ impl Producer {
 
     /// The writable queues of `topic` in `route`, from the cache while the route is unchanged.
     fn publish_queues(&self, topic: &str, route: &Arc<TopicRouteData>) -> Arc<[MessageQueue]> {
-        let mut cache = self
-            .inner
-            .publish
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.inner.publish.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = cache.get(topic) {
             if Arc::ptr_eq(&p.route, route) {
                 return Arc::clone(&p.queues);
@@ -462,11 +458,7 @@ impl Producer {
         // Sized for the 13 fields below, so building them does not reallocate.
         req.ext_fields = ExtFields::with_capacity(
             13,
-            self.inner.group.len()
-                + p.topic.len()
-                + p.properties.len()
-                + mq.broker_name.len()
-                + 96,
+            self.inner.group.len() + p.topic.len() + p.properties.len() + mq.broker_name.len() + 96,
         );
         let mut req = req
             .with_ext("a", &self.inner.group)

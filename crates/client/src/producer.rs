@@ -21,6 +21,8 @@ use crate::route::{master_addr, write_queues, MessageQueue};
 
 /// RocketMQ's auto-create template topic.
 pub const DEFAULT_TOPIC: &str = "TBW102";
+/// Queues a topic auto-created by a send gets (Java's `defaultTopicQueueNums` of a producer).
+pub const DEFAULT_TOPIC_QUEUE_NUMS: i32 = 4;
 
 /// How the broker stored a sent message.
 ///
@@ -232,8 +234,7 @@ impl Producer {
         msg: Message,
         select: impl Fn(&[MessageQueue]) -> usize,
     ) -> Result<SendResult> {
-        let route = self.route(&msg.topic).await?;
-        let queues = write_queues(&msg.topic, &route);
+        let (_, queues) = self.publish(&msg.topic).await?;
         if queues.is_empty() {
             return Err(ClientError::NoRoute(msg.topic.clone()));
         }
@@ -380,25 +381,36 @@ impl Producer {
         queues
     }
 
-    /// The topic's route, or TBW102's (brokers then auto-create the topic) when it has none.
-    async fn route(&self, topic: &str) -> Result<Arc<TopicRouteData>> {
+    /// The topic's route and writable queues. A topic without a route yet gets TBW102's route
+    /// (the broker auto-creates the topic on the first send) with its queues cut to the
+    /// [`DEFAULT_TOPIC_QUEUE_NUMS`] the request asks the broker to create, as Java's producer
+    /// does: TBW102 has 8 queues, the new topic only 4, and a send to queue 4-7 would be refused.
+    async fn publish(&self, topic: &str) -> Result<(Arc<TopicRouteData>, Arc<[MessageQueue]>)> {
         match self.inner.inst.router.route(topic).await {
-            Ok(r) if !self.publish_queues(topic, &r).is_empty() => Ok(r),
-            Ok(_) | Err(ClientError::NoRoute(_)) => {
-                let r = self
-                    .inner
-                    .inst
-                    .router
-                    .route(DEFAULT_TOPIC)
-                    .await
-                    .map_err(|e| match e {
-                        ClientError::NoRoute(_) => ClientError::NoRoute(topic.to_string()),
-                        e => e,
-                    })?;
-                Ok(r)
+            Ok(r) => {
+                let queues = self.publish_queues(topic, &r);
+                if !queues.is_empty() {
+                    return Ok((r, queues));
+                }
             }
-            Err(e) => Err(e),
+            Err(ClientError::NoRoute(_)) => {}
+            Err(e) => return Err(e),
         }
+        let r = self
+            .inner
+            .inst
+            .router
+            .route(DEFAULT_TOPIC)
+            .await
+            .map_err(|e| match e {
+                ClientError::NoRoute(_) => ClientError::NoRoute(topic.to_string()),
+                e => e,
+            })?;
+        let queues = write_queues(topic, &r)
+            .into_iter()
+            .filter(|q| q.queue_id < DEFAULT_TOPIC_QUEUE_NUMS)
+            .collect();
+        Ok((r, queues))
     }
 
     /// A queue and its master's address: round robin, skipping avoided and `exclude`d brokers.
@@ -408,23 +420,11 @@ impl Producer {
         chosen: Option<&MessageQueue>,
         exclude: &[String],
     ) -> Result<(MessageQueue, String)> {
-        let route = self.route(topic).await?;
+        let (route, queues) = self.publish(topic).await?;
         if let Some(mq) = chosen {
             let addr = master_addr(&route, &mq.broker_name)
                 .ok_or_else(|| ClientError::NoRoute(format!("{topic} on {}", mq.broker_name)))?;
             return Ok((mq.clone(), addr));
-        }
-        let mut queues = self.publish_queues(topic, &route);
-        if queues.is_empty() {
-            // TBW102's queues, renamed: the broker creates `topic` like the template.
-            queues = write_queues(DEFAULT_TOPIC, &route)
-                .into_iter()
-                .filter(|q| q.queue_id < 4)
-                .map(|q| MessageQueue {
-                    topic: topic.to_string(),
-                    ..q
-                })
-                .collect();
         }
         if queues.is_empty() {
             return Err(ClientError::NoRoute(topic.to_string()));
@@ -464,7 +464,7 @@ impl Producer {
             .with_ext("a", &self.inner.group)
             .with_ext("b", &p.topic)
             .with_ext("c", DEFAULT_TOPIC)
-            .with_ext("d", 4)
+            .with_ext("d", DEFAULT_TOPIC_QUEUE_NUMS)
             .with_ext("e", mq.queue_id)
             .with_ext("f", p.sys_flag)
             .with_ext("g", now_ms())

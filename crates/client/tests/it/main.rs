@@ -34,6 +34,45 @@ async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Before a new topic has a route, sends go through TBW102's route (8 queues) but the broker
+/// creates the topic with the 4 queues the request asks for: every first send, plain or
+/// ordered, must pick one of those 4 (a send to queue 4-7 was refused with SYSTEM_ERROR).
+#[test]
+fn first_sends_to_a_new_topic_use_its_four_queues() {
+    let c = Cluster::start("127.0.0.73");
+    rt().block_on(async {
+        let p = Producer::builder()
+            .config(c.config())
+            .group("pg_fresh")
+            .retries(0)
+            .build()
+            .unwrap();
+        let mut queues = BTreeSet::new();
+        for i in 0..16 {
+            let r = p
+                .send(Message::new("FreshTopic", format!("m-{i}")))
+                .await
+                .unwrap_or_else(|e| panic!("send {i} to a new topic: {e}"));
+            assert_eq!(r.status, SendStatus::SendOk);
+            queues.insert(r.queue.queue_id);
+        }
+        assert!(
+            queues.iter().all(|&q| q < 4),
+            "queues used before and after the route appeared: {queues:?}"
+        );
+        for key in 0..16 {
+            let r = p
+                .send_ordered(
+                    Message::new("FreshOrdered", format!("o-{key}")),
+                    &format!("key-{key}"),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("ordered send {key} to a new topic: {e}"));
+            assert!(r.queue.queue_id < 4, "ordered send went to {:?}", r.queue);
+        }
+    });
+}
+
 #[test]
 fn produce_pull_seek_commit_and_admin() {
     let c = Cluster::start("127.0.0.61");

@@ -6,25 +6,44 @@ use ferrocket_protocol::SerializeType;
 
 use super::*;
 use crate::util::{create_topic, props, send_req};
+use ferrocket_broker::grpc::pb;
+use ferrocket_testkit::RawClient;
+
+type GrpcClient = pb::messaging_service_client::MessagingServiceClient<tonic::transport::Channel>;
+
+/// A broker with gRPC on (`extra` conf lines) holding `topic` with one queue, its remoting
+/// client, and a gRPC client connected to it. The broker is stopped when the guard drops.
+async fn setup(extra: &str, topic: &str) -> (Broker, String, RawClient, GrpcClient) {
+    let (b, endpoint) = start_grpc_broker(extra);
+    let mut rc = b.client();
+    create_topic(&mut rc, topic, 1);
+    let c = GrpcClient::connect(format!("http://{endpoint}"))
+        .await
+        .unwrap();
+    (b, endpoint, rc, c)
+}
+
+/// Sends `body` to queue 0 of `topic` over remoting (JSON headers) with tag `T`, `UNIQ_KEY`
+/// `key` and the `extra` properties; asserts it was stored.
+fn send(rc: &mut RawClient, topic: &str, body: &[u8], key: &str, extra: &[(&str, &str)]) {
+    let mut p = vec![("UNIQ_KEY", key)];
+    p.extend_from_slice(extra);
+    let req = send_req(topic, 0, body, None, true, SerializeType::Json)
+        .with_ext("i", props(Some("T"), &p));
+    assert_eq!(rc.call(req).unwrap().code, 0);
+}
 
 /// Bad requests get the status codes the clients know, and garbage on the port costs only that
 /// connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_grpc_requests_fail_the_call_not_the_broker() {
-    use ferrocket_broker::grpc::pb;
-    use pb::messaging_service_client::MessagingServiceClient;
     use std::io::Write;
 
-    let (b, endpoint) = start_grpc_broker("");
-    create_topic(&mut b.client(), "GrpcBadTopic", 1);
+    let (_b, endpoint, _rc, mut c) = setup("", "GrpcBadTopic").await;
     // Not HTTP/2 at all.
     let mut s = std::net::TcpStream::connect(&endpoint).unwrap();
     let _ = s.write_all(b"\x00\xffgarbage that is no HTTP/2 preface\r\n\r\n");
     drop(s);
-
-    let mut c = MessagingServiceClient::connect(format!("http://{endpoint}"))
-        .await
-        .unwrap();
     let code = |s: &Option<pb::Status>| s.as_ref().map(|s| s.code);
     let r = c
         .query_route(pb::QueryRouteRequest {
@@ -164,36 +183,17 @@ async fn bad_grpc_requests_fail_the_call_not_the_broker() {
 /// SQL92 filters on ReceiveMessage (`enablePropertyFilter=true`), and a bad expression refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receive_filters_by_sql92_properties() {
-    use ferrocket_broker::grpc::pb;
-    use pb::messaging_service_client::MessagingServiceClient;
-
-    let (b, endpoint) = start_grpc_broker("enablePropertyFilter = true");
-    let mut rc = b.client();
-    create_topic(&mut rc, "GrpcSqlTopic", 1);
+    let (_b, _endpoint, mut rc, mut c) = setup("enablePropertyFilter = true", "GrpcSqlTopic").await;
     for n in 1..=3 {
-        let req = send_req(
+        let key = format!("SQL-{n}");
+        send(
+            &mut rc,
             "GrpcSqlTopic",
-            0,
             format!("n{n}").as_bytes(),
-            None,
-            true,
-            SerializeType::Json,
-        )
-        .with_ext(
-            "i",
-            props(
-                Some("T"),
-                &[
-                    ("UNIQ_KEY", format!("SQL-{n}").as_str()),
-                    ("n", &n.to_string()),
-                ],
-            ),
+            &key,
+            &[("n", &n.to_string())],
         );
-        assert_eq!(rc.call(req).unwrap().code, 0);
     }
-    let mut c = MessagingServiceClient::connect(format!("http://{endpoint}"))
-        .await
-        .unwrap();
     let receive = |expr: &str| pb::ReceiveMessageRequest {
         group: Some(pb::Resource {
             resource_namespace: String::new(),
@@ -268,25 +268,8 @@ async fn receive_filters_by_sql92_properties() {
 /// attempts): the message lands in `%DLQ%<group>` and is not delivered again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_forwarded_to_the_dlq_is_not_delivered_again() {
-    use ferrocket_broker::grpc::pb;
-    use pb::messaging_service_client::MessagingServiceClient;
-
-    let (b, endpoint) = start_grpc_broker("");
-    let mut rc = b.client();
-    create_topic(&mut rc, "GrpcDlqTopic", 1);
-    let req = send_req(
-        "GrpcDlqTopic",
-        0,
-        b"poison",
-        None,
-        true,
-        SerializeType::Json,
-    )
-    .with_ext("i", props(Some("T"), &[("UNIQ_KEY", "POISON-1")]));
-    assert_eq!(rc.call(req).unwrap().code, 0);
-    let mut c = MessagingServiceClient::connect(format!("http://{endpoint}"))
-        .await
-        .unwrap();
+    let (b, _endpoint, mut rc, mut c) = setup("", "GrpcDlqTopic").await;
+    send(&mut rc, "GrpcDlqTopic", b"poison", "POISON-1", &[]);
     let receive = |invisible_s: i64, poll_s: i64| pb::ReceiveMessageRequest {
         group: res("DlqGroup"),
         message_queue: Some(pb::MessageQueue {
@@ -353,13 +336,9 @@ async fn a_message_forwarded_to_the_dlq_is_not_delivered_again() {
 /// plain, with the digest of the plain body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compressed_bodies_are_delivered_plain() {
-    use ferrocket_broker::grpc::pb;
-    use pb::messaging_service_client::MessagingServiceClient;
     use std::io::Write;
 
-    let (b, endpoint) = start_grpc_broker("");
-    let mut rc = b.client();
-    create_topic(&mut rc, "GrpcZipTopic", 1);
+    let (_b, _endpoint, mut rc, mut c) = setup("", "GrpcZipTopic").await;
     let plain: Vec<u8> = (0..20_000u32)
         .flat_map(|i| (i % 251).to_le_bytes())
         .collect();
@@ -371,9 +350,6 @@ async fn compressed_bodies_are_delivered_plain() {
         .with_ext("f", 1)
         .with_ext("i", props(Some("T"), &[("UNIQ_KEY", "ZIP-1")]));
     assert_eq!(rc.call(req).unwrap().code, 0);
-    let mut c = MessagingServiceClient::connect(format!("http://{endpoint}"))
-        .await
-        .unwrap();
     let mut s = c
         .receive_message(pb::ReceiveMessageRequest {
             group: res("ZipGroup"),
@@ -422,30 +398,16 @@ async fn compressed_bodies_are_delivered_plain() {
 /// with its next offset, a long poll woken by a new message, UpdateOffset / GetOffset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_and_offsets_over_grpc() {
-    use ferrocket_broker::grpc::pb;
-    use pb::messaging_service_client::MessagingServiceClient;
-
-    let (b, endpoint) = start_grpc_broker("");
-    let mut rc = b.client();
-    create_topic(&mut rc, "GrpcPullTopic", 1);
+    let (b, _endpoint, mut rc, mut c) = setup("", "GrpcPullTopic").await;
     for i in 0..3 {
-        let req = send_req(
+        send(
+            &mut rc,
             "GrpcPullTopic",
-            0,
             format!("p{i}").as_bytes(),
-            None,
-            true,
-            SerializeType::Json,
-        )
-        .with_ext(
-            "i",
-            props(Some("T"), &[("UNIQ_KEY", format!("PULL-{i}").as_str())]),
+            &format!("PULL-{i}"),
+            &[],
         );
-        assert_eq!(rc.call(req).unwrap().code, 0);
     }
-    let mut c = MessagingServiceClient::connect(format!("http://{endpoint}"))
-        .await
-        .unwrap();
     let mq = Some(pb::MessageQueue {
         topic: res("GrpcPullTopic"),
         id: 0,
@@ -573,25 +535,8 @@ async fn pull_and_offsets_over_grpc() {
 /// invisible duration; once they stop, the message comes back to another consumer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_renewed_messages_stay_invisible_while_their_consumer_heartbeats() {
-    use ferrocket_broker::grpc::pb;
-    use pb::messaging_service_client::MessagingServiceClient;
-
-    let (b, endpoint) = start_grpc_broker("");
-    let mut rc = b.client();
-    create_topic(&mut rc, "GrpcRenewTopic", 1);
-    let req = send_req(
-        "GrpcRenewTopic",
-        0,
-        b"slow",
-        None,
-        true,
-        SerializeType::Json,
-    )
-    .with_ext("i", props(Some("T"), &[("UNIQ_KEY", "RENEW-1")]));
-    assert_eq!(rc.call(req).unwrap().code, 0);
-    let mut c = MessagingServiceClient::connect(format!("http://{endpoint}"))
-        .await
-        .unwrap();
+    let (_b, _endpoint, mut rc, mut c) = setup("", "GrpcRenewTopic").await;
+    send(&mut rc, "GrpcRenewTopic", b"slow", "RENEW-1", &[]);
     fn as_client<T>(client: &str, msg: T) -> tonic::Request<T> {
         let mut r = tonic::Request::new(msg);
         r.metadata_mut()

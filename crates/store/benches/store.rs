@@ -6,9 +6,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ferrocket_protocol::message::{names, Properties, StoredMessage};
+use ferrocket_protocol::message::{names, StoredMessage};
 use ferrocket_store::{FlushDiskType, GetStatus, MessageStore, PutFuture, PutStatus, StoreConfig};
 
 fn config(root: &std::path::Path, flush: FlushDiskType) -> StoreConfig {
@@ -22,28 +21,16 @@ fn config(root: &std::path::Path, flush: FlushDiskType) -> StoreConfig {
 }
 
 fn message(topic: &str, queue_id: i32, len: usize) -> StoredMessage {
-    let mut properties = Properties::new();
-    properties.insert(names::TAGS, "TagA");
-    properties.insert(
+    let mut m = StoredMessage::new(topic, queue_id, vec![b'x'; len]);
+    m.born_timestamp = 1_700_000_000_000;
+    m.born_host = SocketAddr::from(([127, 0, 0, 1], 50000));
+    m.store_host = SocketAddr::from(([127, 0, 0, 1], 10911));
+    m.properties.insert(names::TAGS, "TagA");
+    m.properties.insert(
         names::UNIQ_CLIENT_MESSAGE_ID_KEYIDX,
         "7F0000010001000000000000000A0001",
     );
-    StoredMessage {
-        queue_id,
-        flag: 0,
-        queue_offset: 0,
-        physical_offset: 0,
-        sys_flag: 0,
-        born_timestamp: 1_700_000_000_000,
-        born_host: SocketAddr::from(([127, 0, 0, 1], 50000)),
-        store_timestamp: 0,
-        store_host: SocketAddr::from(([127, 0, 0, 1], 10911)),
-        reconsume_times: 0,
-        prepared_transaction_offset: 0,
-        body: Bytes::from(vec![b'x'; len]),
-        topic: topic.into(),
-        properties,
-    }
+    m
 }
 
 /// One appender into resident segments: each sample gets a fresh store whose segment is large

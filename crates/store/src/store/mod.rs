@@ -246,25 +246,7 @@ impl MessageStore {
         if self.inner.stopped.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        {
-            let _g = self
-                .inner
-                .stop_lock
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            self.inner.stop_cv.notify_all();
-        }
-        self.inner.flush_cv.notify_all();
-        self.inner.flushed.wake_reaper();
-        self.inner.confirmed.wake_reaper();
-        for t in self
-            .threads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            let _ = t.join();
-        }
+        self.join_threads();
         let r = self.flush_all();
         self.inner.flushed.fail_all();
         self.inner.confirmed.fail_all();
@@ -279,11 +261,8 @@ impl MessageStore {
 }
 
 impl MessageStore {
-    /// Stops the background threads without flushing, checkpointing or removing the `abort`
-    /// marker, then releases the directory: what a crash looks like to the next `open` (tests).
-    #[doc(hidden)]
-    pub fn abandon(self) {
-        self.inner.stopped.store(true, Ordering::Release);
+    /// Wakes every background thread (`stopped` must already be set) and waits for them all.
+    fn join_threads(&self) {
         {
             let _g = self
                 .inner
@@ -303,6 +282,14 @@ impl MessageStore {
         {
             let _ = t.join();
         }
+    }
+
+    /// Stops the background threads without flushing, checkpointing or removing the `abort`
+    /// marker, then releases the directory: what a crash looks like to the next `open` (tests).
+    #[doc(hidden)]
+    pub fn abandon(self) {
+        self.inner.stopped.store(true, Ordering::Release);
+        self.join_threads();
         self.inner.flushed.fail_all();
         self.inner.confirmed.fail_all();
     }

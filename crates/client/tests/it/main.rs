@@ -18,6 +18,50 @@ fn owned(c: &PushConsumer, topic: &str) -> usize {
     c.assignment().iter().filter(|q| q.topic == topic).count()
 }
 
+/// A producer of `group` on the cluster's name server.
+fn producer(c: &Cluster, group: &str) -> Producer {
+    Producer::builder()
+        .config(c.config())
+        .group(group)
+        .build()
+        .unwrap()
+}
+
+/// How many times each body was consumed.
+type Counts = Arc<Mutex<BTreeMap<String, usize>>>;
+
+/// Starts a push consumer (instance `instance`) of `topic` in `group` from the first offset,
+/// rebalancing every second and committing every `commit_ms`, that counts each body in `got`.
+async fn counting_consumer(
+    c: &Cluster,
+    instance: &str,
+    group: &str,
+    topic: &str,
+    commit_ms: u64,
+    got: &Counts,
+) -> ferrocket_client::Result<PushConsumer> {
+    let g = Arc::clone(got);
+    PushConsumer::builder()
+        .config(c.config().instance_name(instance))
+        .group(group)
+        .subscribe(topic, "*")
+        .consume_from(ConsumeFrom::First)
+        .rebalance_interval(Duration::from_secs(1))
+        .commit_interval(Duration::from_millis(commit_ms))
+        .listener(move |m| {
+            let g = Arc::clone(&g);
+            async move {
+                *g.lock()
+                    .unwrap()
+                    .entry(String::from_utf8_lossy(&m.body).to_string())
+                    .or_default() += 1;
+                ConsumeResult::Success
+            }
+        })
+        .start()
+        .await
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -82,11 +126,7 @@ fn produce_pull_seek_commit_and_admin() {
             .create_topic("DefaultCluster", "Orders", 4)
             .await
             .unwrap();
-        let p = Producer::builder()
-            .config(c.config())
-            .group("pg")
-            .build()
-            .unwrap();
+        let p = producer(&c, "pg");
 
         // Plain, keyed, tagged, big (compressed), ordered, batch and oneway sends.
         let r = p
@@ -240,11 +280,7 @@ fn push_consumer_filters_retries_and_delays() {
             .start()
             .await
             .unwrap();
-        let p = Producer::builder()
-            .config(c.config())
-            .group("pg")
-            .build()
-            .unwrap();
+        let p = producer(&c, "pg");
         for i in 0..10 {
             let tag = if i % 2 == 0 { "TagA" } else { "TagB" };
             p.send(Message::new("Push", format!("m-{i}")).with_tags(tag))
@@ -305,28 +341,10 @@ fn three_consumers_rebalance_and_nothing_is_lost() {
             .create_topic("DefaultCluster", "Shared", 6)
             .await
             .unwrap();
-        let got: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
+        let got = Counts::default();
         let mut consumers = Vec::new();
         for i in 0..3 {
-            let g = Arc::clone(&got);
-            let consumer = PushConsumer::builder()
-                .config(c.config().instance_name(format!("c{i}")))
-                .group("shared-g")
-                .subscribe("Shared", "*")
-                .consume_from(ConsumeFrom::First)
-                .rebalance_interval(Duration::from_secs(1))
-                .commit_interval(Duration::from_millis(500))
-                .listener(move |m| {
-                    let g = Arc::clone(&g);
-                    async move {
-                        *g.lock()
-                            .unwrap()
-                            .entry(String::from_utf8_lossy(&m.body).to_string())
-                            .or_default() += 1;
-                        ConsumeResult::Success
-                    }
-                })
-                .start()
+            let consumer = counting_consumer(&c, &format!("c{i}"), "shared-g", "Shared", 500, &got)
                 .await
                 .unwrap();
             consumers.push(consumer);
@@ -335,11 +353,7 @@ fn three_consumers_rebalance_and_nothing_is_lost() {
             consumers.iter().all(|c| owned(c, "Shared") == 2)
         })
         .await;
-        let p = Producer::builder()
-            .config(c.config())
-            .group("pg")
-            .build()
-            .unwrap();
+        let p = producer(&c, "pg");
         for i in 0..60 {
             p.send(Message::new("Shared", format!("s-{i}")))
                 .await
@@ -439,36 +453,14 @@ fn at_least_once_through_consumer_restarts() {
             .create_topic("DefaultCluster", "Restarts", 4)
             .await
             .unwrap();
-        let p = Producer::builder()
-            .config(c.config())
-            .group("pg")
-            .build()
-            .unwrap();
-        let got: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
-        let start = |i: usize| {
-            let g = Arc::clone(&got);
-            PushConsumer::builder()
-                .config(c.config().instance_name(format!("r{i}")))
-                .group("restart-g")
-                .subscribe("Restarts", "*")
-                .consume_from(ConsumeFrom::First)
-                .rebalance_interval(Duration::from_secs(1))
-                .commit_interval(Duration::from_millis(300))
-                .listener(move |m| {
-                    let g = Arc::clone(&g);
-                    async move {
-                        *g.lock()
-                            .unwrap()
-                            .entry(String::from_utf8_lossy(&m.body).to_string())
-                            .or_default() += 1;
-                        ConsumeResult::Success
-                    }
-                })
-                .start()
-        };
+        let p = producer(&c, "pg");
+        let got = Counts::default();
         let mut sent = 0;
         for round in 0..3 {
-            let consumer = start(round).await.unwrap();
+            let name = format!("r{round}");
+            let consumer = counting_consumer(&c, &name, "restart-g", "Restarts", 300, &got)
+                .await
+                .unwrap();
             for _ in 0..40 {
                 p.send(Message::new("Restarts", format!("r-{sent}")))
                     .await
@@ -529,11 +521,7 @@ fn broadcasting_delivers_to_every_consumer() {
                     .unwrap(),
             );
         }
-        let p = Producer::builder()
-            .config(c.config())
-            .group("pg")
-            .build()
-            .unwrap();
+        let p = producer(&c, "pg");
         for i in 0..20 {
             p.send(Message::new("Bcast", format!("b-{i}")))
                 .await
@@ -592,11 +580,7 @@ fn transactions_commit_rollback_and_check_back() {
     rt().block_on(async {
         let admin = Admin::new(c.config()).unwrap();
         admin.create_topic("DefaultCluster", "Tx", 2).await.unwrap();
-        let p = Producer::builder()
-            .config(c.config())
-            .group("tx-pg")
-            .build()
-            .unwrap();
+        let p = producer(&c, "tx-pg");
         let checks = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&checks);
         p.set_transaction_checker(move |m| {
@@ -665,11 +649,7 @@ fn pending_transaction_survives_a_broker_restart() {
             .create_topic("DefaultCluster", "TxR", 1)
             .await
             .unwrap();
-        let p = Producer::builder()
-            .config(c.config())
-            .group("txr-pg")
-            .build()
-            .unwrap();
+        let p = producer(&c, "txr-pg");
         p.set_transaction_checker(|_| ferrocket_client::LocalTransactionState::Commit);
         p.send_in_transaction(Message::new("TxR", "pending"), |_| async {
             ferrocket_client::LocalTransactionState::Unknown
@@ -718,11 +698,7 @@ fn orderly_listener_keeps_queue_order() {
             .create_topic("DefaultCluster", "Ordered", 2)
             .await
             .unwrap();
-        let p = Producer::builder()
-            .config(c.config())
-            .group("pg")
-            .build()
-            .unwrap();
+        let p = producer(&c, "pg");
         for i in 0..20 {
             p.send_ordered(Message::new("Ordered", format!("{i}")), "one-key")
                 .await
@@ -770,11 +746,7 @@ fn consume_from_timestamp() {
             .create_topic("DefaultCluster", "Since", 1)
             .await
             .unwrap();
-        let p = Producer::builder()
-            .config(c.config())
-            .group("pg")
-            .build()
-            .unwrap();
+        let p = producer(&c, "pg");
         for i in 0..5 {
             p.send(Message::new("Since", format!("old-{i}")))
                 .await

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use ferrocket_client::{ClientConfig, Message, Producer};
-use ferrocket_testkit::{bin_path, free_port_on, wait_for_port, ProcessGuard, TempDir};
+use ferrocket_testkit::{
+    bin_path, free_port_on, start_namesrv, wait_for_port, ProcessGuard, TempDir,
+};
 use serde_json::{json, Value};
 
 /// One HTTP/1.1 exchange with chromedriver (reads exactly the response's body: chromedriver
@@ -240,25 +242,7 @@ fn broker(dir: &Path, name: &str, ip: &str, ns: &str, extra: &str) -> (ProcessGu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_show_the_cluster_topics_messages_and_a_failover() {
     let dir = TempDir::new("console");
-    let ns_port = free_port_on("127.0.0.1");
-    let ns = format!("127.0.0.1:{ns_port}");
-    let ns_conf = dir.path().join("namesrv.properties");
-    std::fs::write(
-        &ns_conf,
-        format!(
-            "listenPort={ns_port}\nbindAddress=127.0.0.1\nkvConfigPath={}\n",
-            dir.path().join("kv.json").display()
-        ),
-    )
-    .unwrap();
-    let _ns = ProcessGuard::spawn(
-        "mqnamesrv",
-        Command::new(bin_path("mqnamesrv"))
-            .arg("-c")
-            .arg(&ns_conf)
-            .env("RUST_LOG", "warn"),
-    );
-    wait_for_port(&ns, Duration::from_secs(10));
+    let (_ns, ns) = start_namesrv(dir.path(), "127.0.0.1");
     let (mut master, master_addr) = broker(
         dir.path(),
         "master",
@@ -411,25 +395,7 @@ fn console_call(
 #[test]
 fn writes_need_the_flag_and_the_token() {
     let dir = TempDir::new("console-writes");
-    let ns_port = free_port_on("127.0.0.1");
-    let ns = format!("127.0.0.1:{ns_port}");
-    let ns_conf = dir.path().join("namesrv.properties");
-    std::fs::write(
-        &ns_conf,
-        format!(
-            "listenPort={ns_port}\nbindAddress=127.0.0.1\nkvConfigPath={}\n",
-            dir.path().join("kv.json").display()
-        ),
-    )
-    .unwrap();
-    let _ns = ProcessGuard::spawn(
-        "mqnamesrv",
-        Command::new(bin_path("mqnamesrv"))
-            .arg("-c")
-            .arg(&ns_conf)
-            .env("RUST_LOG", "warn"),
-    );
-    wait_for_port(&ns, Duration::from_secs(10));
+    let (_ns, ns) = start_namesrv(dir.path(), "127.0.0.1");
     let (_master, _) = broker(
         dir.path(),
         "m",

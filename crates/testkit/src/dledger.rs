@@ -176,25 +176,7 @@ impl Group {
     /// A name server on 127.0.0.1 and three nodes on 127.0.N.11-13, started.
     pub fn start() -> Group {
         let dir = TempDir::new("dledger");
-        let ns_port = free_port_on("127.0.0.1");
-        let namesrv = format!("127.0.0.1:{ns_port}");
-        let ns_conf = dir.path().join("namesrv.properties");
-        std::fs::write(
-            &ns_conf,
-            format!(
-                "listenPort={ns_port}\nbindAddress=127.0.0.1\nkvConfigPath={}\n",
-                dir.path().join("kv.json").display()
-            ),
-        )
-        .unwrap();
-        let ns = ProcessGuard::spawn(
-            "mqnamesrv",
-            Command::new(bin_path("mqnamesrv"))
-                .arg("-c")
-                .arg(&ns_conf)
-                .env("RUST_LOG", "warn"),
-        );
-        wait_for_port(&namesrv, Duration::from_secs(10));
+        let (ns, namesrv) = crate::start_namesrv(dir.path(), "127.0.0.1");
         let net = NEXT_GROUP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let ips: Vec<String> = (11..14).map(|i| format!("127.0.{net}.{i}")).collect();
         let mut ports = Ports::default();

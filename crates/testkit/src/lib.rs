@@ -7,4 +7,6 @@ pub mod dledger;
 mod process;
 
 pub use client::RawClient;
-pub use process::{bin_path, free_port, free_port_on, wait_for_port, ProcessGuard, TempDir};
+pub use process::{
+    bin_path, free_port, free_port_on, start_namesrv, wait_for_port, ProcessGuard, TempDir,
+};

@@ -49,6 +49,31 @@ pub fn wait_for_port(addr: &str, timeout: Duration) {
     panic!("nothing listening on {addr} after {timeout:?}");
 }
 
+/// Starts `mqnamesrv` on `ip` at a free port, its conf and KV file in `dir` (one name server per
+/// directory), and waits until it accepts connections. Returns its guard and `ip:port`.
+pub fn start_namesrv(dir: &Path, ip: &str) -> (ProcessGuard, String) {
+    let port = free_port_on(ip);
+    let conf = dir.join("namesrv.properties");
+    std::fs::write(
+        &conf,
+        format!(
+            "listenPort={port}\nbindAddress={ip}\nkvConfigPath={}\n",
+            dir.join("kv.json").display()
+        ),
+    )
+    .expect("write the name server's conf");
+    let guard = ProcessGuard::spawn(
+        "mqnamesrv",
+        Command::new(bin_path("mqnamesrv"))
+            .arg("-c")
+            .arg(&conf)
+            .env("RUST_LOG", "warn"),
+    );
+    let addr = format!("{ip}:{port}");
+    wait_for_port(&addr, Duration::from_secs(20));
+    (guard, addr)
+}
+
 /// A child process that is SIGKILLed (and reaped) when dropped, so a failing test never leaves a
 /// server behind.
 pub struct ProcessGuard {

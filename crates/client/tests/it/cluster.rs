@@ -5,7 +5,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ferrocket_client::{Admin, ClientConfig};
-use ferrocket_testkit::{bin_path, free_port_on, wait_for_port, ProcessGuard, TempDir};
+use ferrocket_testkit::{
+    bin_path, free_port_on, start_namesrv, wait_for_port, ProcessGuard, TempDir,
+};
 
 pub struct Cluster {
     pub namesrv: String,
@@ -51,25 +53,7 @@ impl Cluster {
     /// Like [`Cluster::start`] with extra broker conf lines.
     pub fn start_with(ip: &str, extra: &str) -> Cluster {
         let dir = TempDir::new("client-it");
-        let ns_port = free_port_on(ip);
-        let ns_conf = dir.path().join("namesrv.properties");
-        std::fs::write(
-            &ns_conf,
-            format!(
-                "listenPort={ns_port}\nbindAddress={ip}\nkvConfigPath={}\n",
-                dir.path().join("kv.json").display()
-            ),
-        )
-        .unwrap();
-        let ns = ProcessGuard::spawn(
-            "mqnamesrv",
-            Command::new(bin_path("mqnamesrv"))
-                .arg("-c")
-                .arg(&ns_conf)
-                .env("RUST_LOG", "warn"),
-        );
-        let namesrv = format!("{ip}:{ns_port}");
-        wait_for_port(&namesrv, Duration::from_secs(20));
+        let (ns, namesrv) = start_namesrv(dir.path(), ip);
         let port = broker_port(ip);
         let broker_conf = dir.path().join("broker.properties");
         std::fs::write(

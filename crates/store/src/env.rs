@@ -6,12 +6,19 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Clock and disk probes. The default [`SystemEnv`] uses the real ones; tests substitute theirs to
 /// trigger retention, disk-full refusal or slow flushes deterministically.
 pub trait StoreEnv: Send + Sync + 'static {
-    /// Wall-clock time in Unix ms (store timestamps, file ages, delete hours; UTC).
+    /// Wall-clock time in Unix ms (store timestamps, file ages).
     fn now_ms(&self) -> i64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0)
+    }
+
+    /// Offset of the local time zone from UTC at `now_ms`, in ms: `deleteWhen` hours are local
+    /// hours, as in RocketMQ (its `isItTimeToDo` reads the JVM's default time zone), so "04" means
+    /// 4 a.m. where the broker runs, not 4 a.m. UTC.
+    fn utc_offset_ms(&self, now_ms: i64) -> i64 {
+        local_utc_offset_ms(now_ms)
     }
 
     /// Fraction (0.0..=1.0) of the file system holding `path` that is used.
@@ -28,6 +35,24 @@ pub trait StoreEnv: Send + Sync + 'static {
 pub struct SystemEnv;
 
 impl StoreEnv for SystemEnv {}
+
+/// The local time zone's offset from UTC at `now_ms` (the `TZ` variable, else /etc/localtime),
+/// in ms; 0 when it cannot be told.
+pub fn local_utc_offset_ms(now_ms: i64) -> i64 {
+    let t = now_ms.div_euclid(1000) as libc::time_t;
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call; localtime_r is the thread-safe variant.
+    let r = unsafe { libc::localtime_r(&t, &mut tm) };
+    if r.is_null() {
+        return 0;
+    }
+    tm.tm_gmtoff as i64 * 1000
+}
+
+/// Hour of the day (0-23) at `now_ms` shifted by `offset_ms`.
+pub(crate) fn hour_of_day(now_ms: i64, offset_ms: i64) -> u32 {
+    (now_ms + offset_ms).div_euclid(3_600_000).rem_euclid(24) as u32
+}
 
 /// Used fraction of the file system holding `path`, counted as RocketMQ and `df` count it: blocks
 /// in use over blocks in use plus blocks available to unprivileged users, rounded up to a whole
@@ -74,6 +99,30 @@ mod tests {
         assert_eq!(used_ratio(0, 0, 0), 0.0);
         // Exact percents are not rounded up.
         assert_eq!(used_ratio(200, 100, 100), 0.5);
+    }
+
+    #[test]
+    fn delete_hours_are_local_hours() {
+        // 20:30 UTC is 04:30 in UTC+8 and 15:30 in UTC-5.
+        let t = 1_700_000_000_000 / 86_400_000 * 86_400_000 + 20 * 3_600_000 + 1_800_000;
+        assert_eq!(hour_of_day(t, 0), 20);
+        assert_eq!(hour_of_day(t, 8 * 3_600_000), 4);
+        assert_eq!(hour_of_day(t, -5 * 3_600_000), 15);
+    }
+
+    #[test]
+    fn local_offset_agrees_with_date() {
+        let now = SystemEnv.now_ms();
+        let out = std::process::Command::new("date")
+            .arg("+%z")
+            .output()
+            .expect("date runs");
+        let z = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let (sign, digits) = z.split_at(1);
+        let hh: i64 = digits[..2].parse().unwrap();
+        let mm: i64 = digits[2..4].parse().unwrap();
+        let expect = (hh * 60 + mm) * 60_000 * if sign == "-" { -1 } else { 1 };
+        assert_eq!(local_utc_offset_ms(now), expect, "date +%z said {z}");
     }
 
     #[test]

@@ -63,7 +63,7 @@ fn clean_once(inner: &Inner) -> Result<CleanReport, StoreError> {
         disk_full: full,
         ..CleanReport::default()
     };
-    let hour = (now.div_euclid(3_600_000) % 24) as u32;
+    let hour = crate::env::hour_of_day(now, inner.env.utc_offset_ms(now));
     let time_up = c.delete_hours().contains(&hour);
     let space_full = percent > c.disk_max_used_space_ratio;
     let forcibly = c.clean_file_forcibly_enable && percent > c.disk_space_clean_forcibly_ratio;

@@ -13,6 +13,8 @@ struct FakeEnv {
     /// 0 = the real clock.
     now: AtomicI64,
     used_percent: AtomicU32,
+    /// The local time zone's offset from UTC, ms.
+    utc_offset: AtomicI64,
 }
 
 impl StoreEnv for FakeEnv {
@@ -25,12 +27,16 @@ impl StoreEnv for FakeEnv {
             n => n,
         }
     }
+    fn utc_offset_ms(&self, _: i64) -> i64 {
+        self.utc_offset.load(Ordering::SeqCst)
+    }
     fn disk_used_ratio(&self, _: &Path) -> f64 {
         f64::from(self.used_percent.load(Ordering::SeqCst)) / 100.0
     }
 }
 
-/// 04:00 UTC on a day `days` after today.
+/// 04:00 UTC on a day `days` after today (local time in these tests is UTC unless a test moves
+/// `utc_offset`).
 fn four_am_in(days: i64) -> i64 {
     let now = FakeEnv::default().now_ms();
     (now / 86_400_000 + days) * 86_400_000 + 4 * 3_600_000
@@ -60,8 +66,13 @@ fn expired_files_go_at_delete_hour_and_reads_report_offset_moved() {
     // Four days later at 05:00 is not a delete hour.
     env.now.store(four_am_in(4) + 3_600_000, Ordering::SeqCst);
     assert_eq!(store.clean_expired_files().unwrap().commitlog_files, 0);
-    // At 04:00 everything but the current segment is expired.
+    // deleteWhen hours are local: in UTC+8, 04:00 UTC is noon and nothing goes...
+    env.utc_offset.store(8 * 3_600_000, Ordering::SeqCst);
     env.now.store(four_am_in(4), Ordering::SeqCst);
+    assert_eq!(store.clean_expired_files().unwrap().commitlog_files, 0);
+    // ...while 20:00 UTC is 04:00 there (a day later: the files are well past 72 h).
+    env.now
+        .store(four_am_in(5) - 8 * 3_600_000, Ordering::SeqCst);
     let rep = store.clean_expired_files().unwrap();
     assert_eq!(rep.commitlog_files, before - 1);
     assert_eq!(segs(), 1);

@@ -400,6 +400,16 @@ impl BrokerConfig {
         p.set("deleteWhen", &mut s.delete_when)?;
         p.set("fileReservedTime", &mut s.file_reserved_time)?;
         p.set("diskMaxUsedSpaceRatio", &mut s.disk_max_used_space_ratio)?;
+        // RocketMQ's getter holds it to 10..=95.
+        s.disk_max_used_space_ratio = s.disk_max_used_space_ratio.clamp(10, 95);
+        p.set(
+            "diskSpaceWarningLevelRatio",
+            &mut s.disk_space_warning_level_ratio,
+        )?;
+        p.set(
+            "diskSpaceCleanForciblyRatio",
+            &mut s.disk_space_clean_forcibly_ratio,
+        )?;
         p.set("cleanFileForciblyEnable", &mut s.clean_file_forcibly_enable)?;
         p.set("maxMessageSize", &mut s.max_message_size)?;
         p.set("messageIndexEnable", &mut s.message_index_enable)?;
@@ -583,6 +593,14 @@ impl BrokerConfig {
             (
                 "diskMaxUsedSpaceRatio",
                 s.disk_max_used_space_ratio.to_string(),
+            ),
+            (
+                "diskSpaceWarningLevelRatio",
+                s.disk_space_warning_level_ratio.to_string(),
+            ),
+            (
+                "diskSpaceCleanForciblyRatio",
+                s.disk_space_clean_forcibly_ratio.to_string(),
             ),
             ("maxMessageSize", s.max_message_size.to_string()),
             ("messageIndexEnable", s.message_index_enable.to_string()),

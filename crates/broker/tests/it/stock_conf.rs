@@ -125,6 +125,37 @@ fn print_check_and_bad_values() {
 }
 
 #[test]
+fn disk_ratio_keys_are_read_not_ignored() {
+    let dir = TempDir::new("ratios");
+    let conf = dir.path().join("b.conf");
+    std::fs::write(
+        &conf,
+        "diskMaxUsedSpaceRatio=99\ndiskSpaceCleanForciblyRatio=92\ndiskSpaceWarningLevelRatio=96\n",
+    )
+    .unwrap();
+    let out = Command::new(bin_path("mqbroker"))
+        .arg("-c")
+        .arg(&conf)
+        .arg("-p")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let warned = String::from_utf8_lossy(&out.stderr);
+    // RocketMQ holds diskMaxUsedSpaceRatio to 10..=95.
+    assert!(printed.contains("diskMaxUsedSpaceRatio=95"), "{printed}");
+    assert!(
+        printed.contains("diskSpaceCleanForciblyRatio=92"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("diskSpaceWarningLevelRatio=96"),
+        "{printed}"
+    );
+    assert!(!warned.contains("ignored"), "{warned}");
+}
+
+#[test]
 fn check_layout_accepts_stock_layouts_and_names_mistakes() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/conf");
     for layout in ["2m-noslave", "2m-2s-async", "2m-2s-sync", "dledger"] {

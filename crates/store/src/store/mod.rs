@@ -392,7 +392,13 @@ fn validate(c: &StoreConfig) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Takes an exclusive `flock` on `<root>/lock`.
+/// How long `open` waits for the directory lock before answering [`StoreError::Locked`].
+///
+/// A lock just released can look taken for a moment: a process that forks (to exec a child)
+/// holds a copy of every descriptor until the exec closes it, the lock file's among them.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Takes an exclusive `flock` on `<root>/lock`, waiting up to [`LOCK_WAIT`] for it.
 fn lock_dir(root: &std::path::Path) -> Result<File, StoreError> {
     let path = root.join("lock");
     let f = OpenOptions::new()
@@ -402,10 +408,16 @@ fn lock_dir(root: &std::path::Path) -> Result<File, StoreError> {
         .truncate(false)
         .open(&path)
         .at(&path)?;
-    // SAFETY: a valid open descriptor.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        return Err(StoreError::Locked(root.to_path_buf()));
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        // SAFETY: a valid open descriptor.
+        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(f);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(StoreError::Locked(root.to_path_buf()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    Ok(f)
 }

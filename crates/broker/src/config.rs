@@ -162,11 +162,16 @@ impl Default for BrokerConfig {
     }
 }
 
-struct Props<'a>(&'a HashMap<String, String>);
+/// The conf's values, remembering which keys the parser asked for (see [`BrokerConfig::read_keys`]).
+struct Props<'a> {
+    map: &'a HashMap<String, String>,
+    asked: std::cell::RefCell<std::collections::BTreeSet<&'static str>>,
+}
 
 impl Props<'_> {
-    fn str(&self, key: &str) -> Option<String> {
-        self.0
+    fn str(&self, key: &'static str) -> Option<String> {
+        self.asked.borrow_mut().insert(key);
+        self.map
             .get(key)
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
@@ -208,7 +213,44 @@ impl BrokerConfig {
     /// Types the key/value pairs of a broker conf file (unknown keys are ignored, as RocketMQ
     /// does). `brokerIP1` unset resolves to the host's first non-loopback IPv4 address.
     pub fn from_properties(map: &HashMap<String, String>) -> Result<Self, BrokerError> {
-        let p = Props(map);
+        Self::from_props(&Props {
+            map,
+            asked: Default::default(),
+        })
+    }
+
+    /// Every key [`from_properties`](Self::from_properties) reads, including those it reads only
+    /// in DLedger mode: the keys `mqbroker` acts on, so the keys it must not call unimplemented.
+    pub fn read_keys() -> std::collections::BTreeSet<&'static str> {
+        let dledger: HashMap<String, String> = [
+            ("enableDLegerCommitLog", "true"),
+            ("dLegerGroup", "g"),
+            ("dLegerSelfId", "n0"),
+            ("dLegerPeers", "n0-127.0.0.1:40911"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let mut keys = std::collections::BTreeSet::new();
+        for map in [HashMap::new(), dledger] {
+            let p = Props {
+                map: &map,
+                asked: Default::default(),
+            };
+            let _ = Self::from_props(&p);
+            keys.extend(p.asked.take());
+        }
+        keys
+    }
+
+    /// The keys `mqbroker` acts on: those it reads and those it reports (`-p`).
+    pub fn implemented_keys() -> Vec<&'static str> {
+        let mut keys = Self::read_keys();
+        keys.extend(BrokerConfig::default().effective().into_keys());
+        keys.into_iter().collect()
+    }
+
+    fn from_props(p: &Props<'_>) -> Result<Self, BrokerError> {
         let mut c = BrokerConfig::default();
         if let Some(name) = p.str("brokerName") {
             c.broker_name = name;
@@ -718,6 +760,20 @@ mod tests {
         assert_eq!(c.namesrv_addr, vec!["a:1", "b:2"]);
         assert_eq!(c.store.file_reserved_time, 48);
         assert_eq!(c.default_topic_queue_nums, 8);
+    }
+
+    #[test]
+    fn every_key_the_parser_reads_is_a_known_key() {
+        // A misspelt key in the parser would never match a conf line (load() refuses unknown
+        // keys before the parser runs), so the setting could never be made.
+        let keys = BrokerConfig::read_keys();
+        assert!(keys.contains("dLegerPeers") && keys.contains("inSyncReplicas"));
+        for k in keys {
+            assert!(
+                ferrocket_conf::registry::default_of(ferrocket_conf::Kind::Broker, k).is_some(),
+                "{k} is read but not a broker key of the registry"
+            );
+        }
     }
 
     #[test]

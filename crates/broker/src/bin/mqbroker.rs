@@ -52,7 +52,7 @@ fn check_layout(dir: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let implemented: Vec<&str> = BrokerConfig::default().effective().into_keys().collect();
+    let implemented = BrokerConfig::implemented_keys();
     let findings = ferrocket_broker::layout::check(&files, |f| {
         let loaded = ferrocket_conf::load(Kind::Broker, Some(&f.path), None, &implemented)
             .map_err(|e| e.to_string())?;
@@ -84,7 +84,7 @@ fn main() -> ExitCode {
     if let Some(dir) = &args.check_layout {
         return check_layout(dir);
     }
-    let implemented: Vec<&str> = BrokerConfig::default().effective().into_keys().collect();
+    let implemented = BrokerConfig::implemented_keys();
     let loaded = match ferrocket_conf::load(
         Kind::Broker,
         args.config_file.as_deref(),

@@ -156,6 +156,41 @@ fn disk_ratio_keys_are_read_not_ignored() {
 }
 
 #[test]
+fn keys_the_broker_reads_are_not_called_unimplemented() {
+    // Read by the parser but not printed by -p: these were warned about as "ignored".
+    let dir = TempDir::new("readkeys");
+    let conf = dir.path().join("b.conf");
+    std::fs::write(
+        &conf,
+        "inSyncReplicas=2\ntotalReplicas=2\nflushIntervalConsumeQueue=2000\nmaxHashSlotNum=1000\n\
+         cleanFileForciblyEnable=false\nslaveTimeout=5000\n",
+    )
+    .unwrap();
+    let out = Command::new(bin_path("mqbroker"))
+        .arg("-c")
+        .arg(&conf)
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(!warned.contains("not implement"), "{warned}");
+    // A key Ferrocket does not act on is still reported.
+    std::fs::write(&conf, "highSpeedMode=true\n").unwrap();
+    let out = Command::new(bin_path("mqbroker"))
+        .arg("-c")
+        .arg(&conf)
+        .arg("--check")
+        .output()
+        .unwrap();
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warned.contains("`highSpeedMode` is a RocketMQ key Ferrocket does not implement yet"),
+        "{warned}"
+    );
+}
+
+#[test]
 fn check_layout_accepts_stock_layouts_and_names_mistakes() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/conf");
     for layout in ["2m-noslave", "2m-2s-async", "2m-2s-sync", "dledger"] {

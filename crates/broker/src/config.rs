@@ -453,6 +453,8 @@ impl BrokerConfig {
             &mut s.disk_space_clean_forcibly_ratio,
         )?;
         p.set("cleanFileForciblyEnable", &mut s.clean_file_forcibly_enable)?;
+        p.set("cleanResourceInterval", &mut s.clean_resource_interval)?;
+        p.set("deleteFileBatchMax", &mut s.delete_file_batch_max)?;
         p.set("maxMessageSize", &mut s.max_message_size)?;
         p.set("messageIndexEnable", &mut s.message_index_enable)?;
         p.set("maxHashSlotNum", &mut s.max_hash_slot_num)?;
@@ -636,6 +638,11 @@ impl BrokerConfig {
                 "diskMaxUsedSpaceRatio",
                 s.disk_max_used_space_ratio.to_string(),
             ),
+            (
+                "cleanResourceInterval",
+                s.clean_resource_interval.to_string(),
+            ),
+            ("deleteFileBatchMax", s.delete_file_batch_max.to_string()),
             (
                 "diskSpaceWarningLevelRatio",
                 s.disk_space_warning_level_ratio.to_string(),

@@ -55,6 +55,8 @@ pub struct StoreConfig {
     pub clean_file_forcibly_enable: bool,
     /// `cleanResourceInterval` (ms).
     pub clean_resource_interval: u64,
+    /// `deleteFileBatchMax`: commitlog files removed in one retention round at most.
+    pub delete_file_batch_max: usize,
     /// `deleteCommitLogFilesInterval` (ms) between two file deletions of one round.
     pub delete_commit_log_files_interval: u64,
     /// `maxMessageSize`: largest body accepted.
@@ -104,6 +106,7 @@ impl Default for StoreConfig {
             disk_space_clean_forcibly_ratio: 85,
             clean_file_forcibly_enable: true,
             clean_resource_interval: 10_000,
+            delete_file_batch_max: 10,
             delete_commit_log_files_interval: 100,
             max_message_size: 4 * 1024 * 1024,
             message_index_enable: true,

@@ -125,12 +125,13 @@ fn print_check_and_bad_values() {
 }
 
 #[test]
-fn disk_ratio_keys_are_read_not_ignored() {
+fn retention_keys_are_read_not_ignored() {
     let dir = TempDir::new("ratios");
     let conf = dir.path().join("b.conf");
     std::fs::write(
         &conf,
-        "diskMaxUsedSpaceRatio=99\ndiskSpaceCleanForciblyRatio=92\ndiskSpaceWarningLevelRatio=96\n",
+        "diskMaxUsedSpaceRatio=99\ndiskSpaceCleanForciblyRatio=92\ndiskSpaceWarningLevelRatio=96\n\
+         cleanResourceInterval=5000\ndeleteFileBatchMax=3\n",
     )
     .unwrap();
     let out = Command::new(bin_path("mqbroker"))
@@ -152,6 +153,8 @@ fn disk_ratio_keys_are_read_not_ignored() {
         printed.contains("diskSpaceWarningLevelRatio=96"),
         "{printed}"
     );
+    assert!(printed.contains("cleanResourceInterval=5000"), "{printed}");
+    assert!(printed.contains("deleteFileBatchMax=3"), "{printed}");
     assert!(!warned.contains("ignored"), "{warned}");
 }
 

@@ -20,7 +20,6 @@ pub struct CleanReport {
 }
 
 /// Segments removed per round at most (RocketMQ `deleteFileBatchMax`).
-const DELETE_BATCH_MAX: usize = 10;
 
 impl MessageStore {
     /// Runs one retention round now (the background cleaner runs it every
@@ -76,7 +75,7 @@ fn clean_once(inner: &Inner) -> Result<CleanReport, StoreError> {
         let _w = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
         let files = inner.commitlog.files().files();
         for f in files.iter().take(files.len().saturating_sub(1)) {
-            if report.commitlog_files >= DELETE_BATCH_MAX {
+            if report.commitlog_files >= c.delete_file_batch_max.max(1) {
                 break;
             }
             let expired = f.modified_ms() + reserved_ms <= now;

@@ -101,6 +101,37 @@ fn expired_files_go_at_delete_hour_and_reads_report_offset_moved() {
 }
 
 #[test]
+fn delete_file_batch_max_bounds_one_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Arc::new(FakeEnv::default());
+    env.used_percent.store(10, Ordering::SeqCst);
+    let config = ferrocket_store::StoreConfig {
+        delete_file_batch_max: 2,
+        ..small_config(dir.path())
+    };
+    let store = MessageStore::open_with_env(config, env.clone()).unwrap();
+    for i in 0..800u64 {
+        store
+            .put_message(msg("B", 0, &body(4, i), None, &[]))
+            .wait();
+    }
+    let before = std::fs::read_dir(dir.path().join("commitlog"))
+        .unwrap()
+        .count();
+    assert!(before >= 5, "{before} segments");
+    // Everything but the current segment is expired; each round removes at most two.
+    env.now.store(four_am_in(5), Ordering::SeqCst);
+    assert_eq!(store.clean_expired_files().unwrap().commitlog_files, 2);
+    let mut removed = 2;
+    while removed < before - 1 {
+        let n = store.clean_expired_files().unwrap().commitlog_files;
+        assert!((1..=2).contains(&n), "{n}");
+        removed += n;
+    }
+    assert_eq!(store.clean_expired_files().unwrap().commitlog_files, 0);
+}
+
+#[test]
 fn disk_pressure_cleans_forcibly_and_full_disk_refuses_appends() {
     let dir = tempfile::tempdir().unwrap();
     let env = Arc::new(FakeEnv::default());

@@ -19,8 +19,6 @@ pub struct CleanReport {
     pub disk_full: bool,
 }
 
-/// Segments removed per round at most (RocketMQ `deleteFileBatchMax`).
-
 impl MessageStore {
     /// Runs one retention round now (the background cleaner runs it every
     /// `cleanResourceInterval` ms).

@@ -111,6 +111,11 @@ pub struct Broker {
     pub(crate) stats: stats::Stats,
     /// Fired when the topic table changes: the registration loop registers at once.
     pub(crate) topics_changed: Arc<Notify>,
+    /// Topic changes made by admin requests so far, and (below) the newest of them a finished
+    /// registration round has carried to the name servers: UPDATE_AND_CREATE_TOPIC answers once
+    /// its change is registered, as RocketMQ's does, so a route lookup right after finds it.
+    pub(crate) topic_changes: std::sync::atomic::AtomicU64,
+    pub(crate) registered: tokio::sync::watch::Sender<u64>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
     pub(crate) started: Instant,
@@ -167,6 +172,8 @@ impl Broker {
             send_permits: Semaphore::new(permits),
             stats: stats::Stats::default(),
             topics_changed,
+            topic_changes: std::sync::atomic::AtomicU64::new(0),
+            registered: tokio::sync::watch::Sender::new(0),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             started: Instant::now(),

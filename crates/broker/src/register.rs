@@ -119,7 +119,9 @@ pub async fn run(b: Arc<Broker>, clients: Vec<Arc<RemotingClient>>) {
     }
     let period = Duration::from_millis(b.conf.register_name_server_period);
     loop {
+        let covers = b.topic_changes.load(std::sync::atomic::Ordering::Acquire);
         let answers = register_all(&b, &clients).await;
+        b.registered.send_replace(covers);
         learn_peers(&b, &clients, &answers).await;
         // A slave that started before its master asks again soon instead of in 30 s.
         let follower_without_master = b.dledger.get().is_some_and(|d| {
@@ -145,6 +147,17 @@ pub async fn run(b: Arc<Broker>, clients: Vec<Arc<RemotingClient>>) {
             _ = b.shutdown.cancelled() => return,
         }
     }
+}
+
+/// Waits (at most `registerBrokerTimeoutMills`, 3 s at most) until a registration round that
+/// started after topic change `change` has finished; at once without name servers.
+pub async fn wait_registered(b: &Broker, change: u64) {
+    if b.conf.namesrv_addr.is_empty() {
+        return;
+    }
+    let limit = Duration::from_millis(b.conf.register_broker_timeout_mills.clamp(100, 3000));
+    let mut rx = b.registered.subscribe();
+    let _ = tokio::time::timeout(limit, rx.wait_for(|&done| done >= change)).await;
 }
 
 /// UNREGISTER_BROKER to every name server in parallel (shutdown).

@@ -114,7 +114,18 @@ async fn dispatch(
         C::LOCK_BATCH_MQ => client::lock_batch_mq(b, req),
         C::UNLOCK_BATCH_MQ => client::unlock_batch_mq(b, req),
         C::CHECK_CLIENT_CONFIG => Ok(reply(req, ResponseCode::SUCCESS).into()),
-        C::UPDATE_AND_CREATE_TOPIC => admin::update_and_create_topic(b, req),
+        C::UPDATE_AND_CREATE_TOPIC => {
+            let r = admin::update_and_create_topic(b, req);
+            if r.is_ok() {
+                // Counted after the change: a round that sees this count registers the topic.
+                let change = b
+                    .topic_changes
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+                    + 1;
+                crate::register::wait_registered(b, change).await;
+            }
+            r
+        }
         C::DELETE_TOPIC_IN_BROKER => admin::delete_topic(b, req),
         C::GET_ALL_TOPIC_CONFIG => admin::get_all_topic_config(b, req),
         C::GET_TOPIC_STATS_INFO => admin::get_topic_stats_info(b, req),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ferrocket_protocol::{RemotingCommand, RequestCode, SerializeType};
 use ferrocket_testkit::{free_port, wait_for_port, ProcessGuard, RawClient, TempDir};
 
-use crate::util::{eventually, send_req, Broker};
+use crate::util::{create_topic, eventually, send_req, Broker};
 
 pub fn namesrv_bin() -> Option<std::path::PathBuf> {
     let exe = std::env::current_exe().ok()?;
@@ -63,6 +63,27 @@ fn auto_create_through_tbw102_reaches_the_name_server() {
         route(&mut ns, "AutoTopic").is_none().then_some(())
     });
     assert!(gone.is_some(), "route removed after unregister");
+}
+
+#[test]
+fn a_created_topic_is_routed_by_the_time_the_create_answers() {
+    let Some(bin) = namesrv_bin() else {
+        eprintln!("mqnamesrv not built; run `cargo build -p ferrocket-namesrv --bins`");
+        return;
+    };
+    let (_ns, ns_addr, _dir) = start_namesrv(&bin);
+    let b = Broker::start(&format!("namesrvAddr = {ns_addr}"));
+    let mut ns = RawClient::connect(&ns_addr).unwrap();
+    assert!(eventually(Duration::from_secs(30), || route(&mut ns, "TBW102")).is_some());
+    // As in RocketMQ, UPDATE_AND_CREATE_TOPIC answers after the broker has registered the
+    // change, so `mqadmin updateTopic` followed at once by a send finds the route.
+    let mut c = b.client();
+    for i in 0..5 {
+        let topic = format!("Created{i}");
+        create_topic(&mut c, &topic, 3);
+        let rt = route(&mut ns, &topic).unwrap_or_else(|| panic!("{topic} not routed yet"));
+        assert_eq!(rt["queueDatas"][0]["writeQueueNums"], 3);
+    }
 }
 
 /// Starts `mqnamesrv` on a free port; returns its guard, address and directory.

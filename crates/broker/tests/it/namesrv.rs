@@ -1,20 +1,12 @@
 //! With a real `mqnamesrv`: the broker registers its topics, and a send to an unknown topic
 //! through TBW102 auto-creates it and its route appears at the name server.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use ferrocket_protocol::{RemotingCommand, RequestCode, SerializeType};
-use ferrocket_testkit::{free_port, wait_for_port, ProcessGuard, RawClient, TempDir};
+use ferrocket_testkit::{start_namesrv, RawClient, TempDir};
 
 use crate::util::{create_topic, eventually, send_req, Broker};
-
-pub fn namesrv_bin() -> Option<std::path::PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let p = exe.parent()?.parent()?.join("mqnamesrv");
-    p.exists().then_some(p)
-}
 
 pub fn route(ns: &mut RawClient, topic: &str) -> Option<serde_json::Value> {
     let r = ns
@@ -30,11 +22,8 @@ pub fn route(ns: &mut RawClient, topic: &str) -> Option<serde_json::Value> {
 
 #[test]
 fn auto_create_through_tbw102_reaches_the_name_server() {
-    let Some(bin) = namesrv_bin() else {
-        eprintln!("mqnamesrv not built; run `cargo build -p ferrocket-namesrv --bins`");
-        return;
-    };
-    let (_ns, ns_addr, _dir) = start_namesrv(&bin);
+    let dir = TempDir::new("ns");
+    let (_ns, ns_addr) = start_namesrv(dir.path(), "127.0.0.1");
     let mut b = Broker::start(&format!("namesrvAddr = {ns_addr}"));
     let mut ns = RawClient::connect(&ns_addr).unwrap();
     let tbw = eventually(Duration::from_secs(30), || route(&mut ns, "TBW102"));
@@ -67,11 +56,8 @@ fn auto_create_through_tbw102_reaches_the_name_server() {
 
 #[test]
 fn a_created_topic_is_routed_by_the_time_the_create_answers() {
-    let Some(bin) = namesrv_bin() else {
-        eprintln!("mqnamesrv not built; run `cargo build -p ferrocket-namesrv --bins`");
-        return;
-    };
-    let (_ns, ns_addr, _dir) = start_namesrv(&bin);
+    let dir = TempDir::new("ns");
+    let (_ns, ns_addr) = start_namesrv(dir.path(), "127.0.0.1");
     let b = Broker::start(&format!("namesrvAddr = {ns_addr}"));
     let mut ns = RawClient::connect(&ns_addr).unwrap();
     assert!(eventually(Duration::from_secs(30), || route(&mut ns, "TBW102")).is_some());
@@ -86,39 +72,10 @@ fn a_created_topic_is_routed_by_the_time_the_create_answers() {
     }
 }
 
-/// Starts `mqnamesrv` on a free port; returns its guard, address and directory.
-pub fn start_namesrv(bin: &Path) -> (ProcessGuard, String, TempDir) {
-    let dir = TempDir::new("ns");
-    let ns_port = free_port();
-    let ns_conf = dir.path().join("namesrv.conf");
-    std::fs::write(
-        &ns_conf,
-        format!(
-            "listenPort={ns_port}\nkvConfigPath={}\n",
-            dir.path().join("kv.json").display()
-        ),
-    )
-    .unwrap();
-    let ns = ProcessGuard::spawn(
-        "mqnamesrv",
-        Command::new(bin)
-            .arg("-c")
-            .arg(&ns_conf)
-            .env("RUST_LOG", "warn")
-            .current_dir(dir.path()),
-    );
-    let ns_addr = format!("127.0.0.1:{ns_port}");
-    wait_for_port(&ns_addr, Duration::from_secs(30));
-    (ns, ns_addr, dir)
-}
-
 #[test]
 fn slave_learns_its_master_through_the_name_server() {
-    let Some(bin) = namesrv_bin() else {
-        eprintln!("mqnamesrv not built; run `cargo build -p ferrocket-namesrv --bins`");
-        return;
-    };
-    let (_ns, ns_addr, _dir) = start_namesrv(&bin);
+    let dir = TempDir::new("ns");
+    let (_ns, ns_addr) = start_namesrv(dir.path(), "127.0.0.1");
     let master = Broker::start(&format!(
         "namesrvAddr = {ns_addr}\nbrokerRole = ASYNC_MASTER"
     ));

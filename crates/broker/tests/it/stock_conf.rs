@@ -2,12 +2,31 @@
 //! `FERROCKET_<key>` environment variables), and `-p` / `--check` / bad values behave.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use ferrocket_testkit::{bin_path, wait_for_port, ProcessGuard, TempDir};
 
 use crate::util::broker_port;
+
+/// `mqbroker -c CONF FLAGS...`, run to its end.
+fn mqbroker_conf(conf: &Path, flags: &[&str]) -> Output {
+    Command::new(bin_path("mqbroker"))
+        .arg("-c")
+        .arg(conf)
+        .args(flags)
+        .output()
+        .unwrap()
+}
+
+/// `mqbroker --check-layout DIR`, run to its end.
+fn check_layout(dir: &Path) -> Output {
+    Command::new(bin_path("mqbroker"))
+        .arg("--check-layout")
+        .arg(dir)
+        .output()
+        .unwrap()
+}
 
 fn stock_files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/conf");
@@ -97,29 +116,15 @@ fn print_check_and_bad_values() {
     let dir = TempDir::new("cli");
     let conf = dir.path().join("b.conf");
     std::fs::write(&conf, "brokerName = x\nlistenPort = 12345\n").unwrap();
-    let out = Command::new(bin_path("mqbroker"))
-        .arg("-c")
-        .arg(&conf)
-        .arg("-p")
-        .output()
-        .unwrap();
+    let out = mqbroker_conf(&conf, &["-p"]);
     assert_eq!(out.status.code(), Some(0));
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(printed.contains("listenPort=12345"), "{printed}");
     assert!(printed.contains("flushDiskType=ASYNC_FLUSH"), "{printed}");
-    let out = Command::new(bin_path("mqbroker"))
-        .arg("-c")
-        .arg(&conf)
-        .arg("--check")
-        .output()
-        .unwrap();
+    let out = mqbroker_conf(&conf, &["--check"]);
     assert_eq!(out.status.code(), Some(0));
     std::fs::write(&conf, "flushDiskType = SOMETIMES\n").unwrap();
-    let out = Command::new(bin_path("mqbroker"))
-        .arg("-c")
-        .arg(&conf)
-        .output()
-        .unwrap();
+    let out = mqbroker_conf(&conf, &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("flushDiskType"));
 }
@@ -134,12 +139,7 @@ fn retention_keys_are_read_not_ignored() {
          cleanResourceInterval=5000\ndeleteFileBatchMax=3\n",
     )
     .unwrap();
-    let out = Command::new(bin_path("mqbroker"))
-        .arg("-c")
-        .arg(&conf)
-        .arg("-p")
-        .output()
-        .unwrap();
+    let out = mqbroker_conf(&conf, &["-p"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let printed = String::from_utf8_lossy(&out.stdout);
     let warned = String::from_utf8_lossy(&out.stderr);
@@ -169,23 +169,13 @@ fn keys_the_broker_reads_are_not_called_unimplemented() {
          cleanFileForciblyEnable=false\nslaveTimeout=5000\n",
     )
     .unwrap();
-    let out = Command::new(bin_path("mqbroker"))
-        .arg("-c")
-        .arg(&conf)
-        .arg("--check")
-        .output()
-        .unwrap();
+    let out = mqbroker_conf(&conf, &["--check"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let warned = String::from_utf8_lossy(&out.stderr);
     assert!(!warned.contains("not implement"), "{warned}");
     // A key Ferrocket does not act on is still reported.
     std::fs::write(&conf, "highSpeedMode=true\n").unwrap();
-    let out = Command::new(bin_path("mqbroker"))
-        .arg("-c")
-        .arg(&conf)
-        .arg("--check")
-        .output()
-        .unwrap();
+    let out = mqbroker_conf(&conf, &["--check"]);
     let warned = String::from_utf8_lossy(&out.stderr);
     assert!(
         warned.contains("`highSpeedMode` is a RocketMQ key Ferrocket does not implement yet"),
@@ -197,11 +187,7 @@ fn keys_the_broker_reads_are_not_called_unimplemented() {
 fn check_layout_accepts_stock_layouts_and_names_mistakes() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/conf");
     for layout in ["2m-noslave", "2m-2s-async", "2m-2s-sync", "dledger"] {
-        let out = Command::new(bin_path("mqbroker"))
-            .arg("--check-layout")
-            .arg(root.join(layout))
-            .output()
-            .unwrap();
+        let out = check_layout(&root.join(layout));
         assert_eq!(out.status.code(), Some(0), "{layout}: {out:?}");
     }
     // Two masters of one name on one host, sharing a port.
@@ -209,11 +195,7 @@ fn check_layout_accepts_stock_layouts_and_names_mistakes() {
     let conf = "brokerClusterName=C\nbrokerName=a\nbrokerIP1=127.0.0.41\nbrokerRole=ASYNC_MASTER\n";
     std::fs::write(dir.path().join("a.properties"), conf).unwrap();
     std::fs::write(dir.path().join("b.properties"), conf).unwrap();
-    let out = Command::new(bin_path("mqbroker"))
-        .arg("--check-layout")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = check_layout(dir.path());
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -231,12 +213,7 @@ fn unknown_keys_and_bad_values_stop_startup_with_file_and_line() {
     let dir = TempDir::new("badconf");
     let conf = dir.path().join("broker.conf");
     std::fs::write(&conf, "brokerName=a\ndLegerPeer=n0-127.0.0.1:1\n").unwrap();
-    let out = Command::new(bin_path("mqbroker"))
-        .arg("-c")
-        .arg(&conf)
-        .arg("--check")
-        .output()
-        .unwrap();
+    let out = mqbroker_conf(&conf, &["--check"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -247,12 +224,7 @@ fn unknown_keys_and_bad_values_stop_startup_with_file_and_line() {
         "{err}"
     );
     std::fs::write(&conf, "brokerRole=MASTER\n").unwrap();
-    let out = Command::new(bin_path("mqbroker"))
-        .arg("-c")
-        .arg(&conf)
-        .arg("--check")
-        .output()
-        .unwrap();
+    let out = mqbroker_conf(&conf, &["--check"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("expected one of ASYNC_MASTER, SYNC_MASTER, SLAVE"));

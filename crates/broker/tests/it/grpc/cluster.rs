@@ -12,13 +12,12 @@ use crate::util::{create_topic, decode_all, eventually, pull_req};
 /// names every master's queues, so sends spread over both brokers and receives reach both.
 #[test]
 fn the_route_spans_every_broker_of_the_cluster() {
-    use crate::namesrv::{namesrv_bin, start_namesrv};
     use ferrocket_testkit::dledger::Ports;
-    use ferrocket_testkit::{free_port_on, TempDir};
+    use ferrocket_testkit::{free_port_on, start_namesrv, TempDir};
 
     const CL_TOPIC: &str = "GrpcClusterTopic";
-    let bin = namesrv_bin().expect("mqnamesrv built");
-    let (_ns, ns_addr, _ns_dir) = start_namesrv(&bin);
+    let ns_dir = TempDir::new("ns");
+    let (_ns, ns_addr) = start_namesrv(ns_dir.path(), "127.0.0.1");
     let ips = ["127.0.9.61", "127.0.9.62"];
     let gport = loop {
         let p = free_port_on(ips[0]);

@@ -3,11 +3,12 @@
 //! through the name server.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use ferrocket_protocol::{RemotingCommand, RequestCode, SerializeType};
-use ferrocket_testkit::{bin_path, free_port_on, wait_for_port, ProcessGuard, RawClient, TempDir};
+use ferrocket_testkit::{
+    free_port_on, start_namesrv, wait_for_port, ProcessGuard, RawClient, TempDir,
+};
 
 use crate::util::{create_topic, decode_all, eventually, pull_req, send_req, spawn};
 
@@ -109,29 +110,6 @@ impl Node {
     }
 }
 
-fn namesrv(dir: &Path) -> (ProcessGuard, String) {
-    let port = free_port_on(NS_IP);
-    let conf = dir.join("namesrv.properties");
-    std::fs::write(
-        &conf,
-        format!(
-            "listenPort={port}\nbindAddress={NS_IP}\nkvConfigPath={}\n",
-            dir.join("kv.json").display()
-        ),
-    )
-    .unwrap();
-    let g = ProcessGuard::spawn(
-        "mqnamesrv",
-        Command::new(bin_path("mqnamesrv"))
-            .arg("-c")
-            .arg(&conf)
-            .env("RUST_LOG", "warn"),
-    );
-    let addr = format!("{NS_IP}:{port}");
-    wait_for_port(&addr, Duration::from_secs(20));
-    (g, addr)
-}
-
 fn send(c: &mut RawClient, queue: i32, body: &[u8]) -> RemotingCommand {
     c.call(send_req("L", queue, body, None, true, SerializeType::Json))
         .unwrap()
@@ -175,7 +153,7 @@ fn offset_req(code: RequestCode, queue: i32, offset: Option<i64>) -> RemotingCom
 #[test]
 fn sync_pair_survives_master_kill_and_fails_back() {
     let dir = TempDir::new("layout-ha");
-    let (_ns, ns) = namesrv(dir.path());
+    let (_ns, ns) = start_namesrv(dir.path(), NS_IP);
     let mut master = Node::start(
         dir.path(),
         "broker-a",
@@ -290,7 +268,7 @@ fn sync_pair_survives_master_kill_and_fails_back() {
 #[test]
 fn slave_loss_is_reported_and_an_empty_slave_catches_up() {
     let dir = TempDir::new("layout-ha2");
-    let (_ns, ns) = namesrv(dir.path());
+    let (_ns, ns) = start_namesrv(dir.path(), NS_IP);
     let master = Node::start(
         dir.path(),
         "broker-a",

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use ferrocket_client::{
     Admin, ClientConfig, ConsumeFrom, Message, Producer, PullConsumer, SendStatus,
 };
-use ferrocket_testkit::{bin_path, free_port_on, wait_for_port, ProcessGuard, TempDir};
+use ferrocket_testkit::{
+    bin_path, free_port_on, start_namesrv, wait_for_port, ProcessGuard, TempDir,
+};
 
 fn port_on(ip: &str) -> u16 {
     for _ in 0..200 {
@@ -35,25 +37,10 @@ fn stock_2m_2s_sync_layout_keeps_every_acknowledged_message() {
     let mut namesrvs = Vec::new();
     let mut guards = Vec::new();
     for ip in ["127.0.0.53", "127.0.0.54"] {
-        let port = free_port_on(ip);
-        let conf = dir.path().join(format!("ns-{ip}.properties"));
-        std::fs::write(
-            &conf,
-            format!(
-                "listenPort={port}\nbindAddress={ip}\nkvConfigPath={}\n",
-                dir.path().join(format!("kv-{ip}.json")).display()
-            ),
-        )
-        .unwrap();
-        guards.push(ProcessGuard::spawn(
-            "mqnamesrv",
-            Command::new(bin_path("mqnamesrv"))
-                .arg("-c")
-                .arg(&conf)
-                .env("RUST_LOG", "warn"),
-        ));
-        let addr = format!("{ip}:{port}");
-        wait_for_port(&addr, Duration::from_secs(20));
+        let ns_dir = dir.path().join(format!("ns-{ip}"));
+        std::fs::create_dir_all(&ns_dir).unwrap();
+        let (guard, addr) = start_namesrv(&ns_dir, ip);
+        guards.push(guard);
         namesrvs.push(addr);
     }
     let ns = namesrvs.join(";");

@@ -15,25 +15,37 @@ use std::time::{Duration, Instant};
 
 use crate::status::{PutResult, PutStatus};
 
+/// What a slot holds: the outcome once known, the task to wake, and whether a thread sleeps on
+/// the condvar (only then does completing it pay for a notify, a syscall even with nobody
+/// waiting; async callers, the broker's case, never do).
+#[derive(Debug, Default)]
+struct SlotState {
+    outcome: Option<bool>,
+    waker: Option<Waker>,
+    thread_waits: bool,
+}
+
 /// A one-shot completion slot.
 #[derive(Debug, Default)]
 pub struct AckSlot {
-    state: Mutex<(Option<bool>, Option<Waker>)>,
+    state: Mutex<SlotState>,
     cv: Condvar,
 }
 
 impl AckSlot {
     /// Completes the slot (`true` = reached, `false` = timed out); later calls are ignored.
     fn complete(&self, reached: bool) {
-        let waker = {
+        let (waker, thread_waits) = {
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            if st.0.is_some() {
+            if st.outcome.is_some() {
                 return;
             }
-            st.0 = Some(reached);
-            st.1.take()
+            st.outcome = Some(reached);
+            (st.waker.take(), st.thread_waits)
         };
-        self.cv.notify_all();
+        if thread_waits {
+            self.cv.notify_all();
+        }
         if let Some(w) = waker {
             w.wake();
         }
@@ -41,10 +53,10 @@ impl AckSlot {
 
     fn poll(&self, cx: &mut Context<'_>) -> Poll<bool> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match st.0 {
+        match st.outcome {
             Some(r) => Poll::Ready(r),
             None => {
-                st.1 = Some(cx.waker().clone());
+                st.waker = Some(cx.waker().clone());
                 Poll::Pending
             }
         }
@@ -53,9 +65,10 @@ impl AckSlot {
     fn wait(&self) -> bool {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if let Some(r) = st.0 {
+            if let Some(r) = st.outcome {
                 return r;
             }
+            st.thread_waits = true;
             st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
         }
     }

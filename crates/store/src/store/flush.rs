@@ -31,25 +31,27 @@ pub(super) fn run_commitlog_flusher(inner: &Inner) {
     }
 }
 
-/// SYNC_FLUSH: wait for a request, then one fsync covers every append made so far.
+/// SYNC_FLUSH: wait for a request, then one fsync covers every append made so far. Requests
+/// made while an fsync runs cost the appender one atomic store: the flusher finds them when it
+/// comes back.
 fn run_group_commit(inner: &Inner) {
     loop {
-        {
-            let mut req = inner
-                .flush_requested
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            while !*req && !inner.stopped.load(Ordering::Acquire) {
-                req = inner
-                    .flush_cv
-                    .wait_timeout(req, Duration::from_millis(10))
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-                if inner.flushed.pending() > 0 {
-                    break;
-                }
+        if !inner.flush_requested.swap(false, Ordering::SeqCst) {
+            let g = inner.flush_lock.lock().unwrap_or_else(|e| e.into_inner());
+            inner.flusher_parked.store(true, Ordering::SeqCst);
+            if !inner.flush_requested.load(Ordering::SeqCst)
+                && !inner.stopped.load(Ordering::Acquire)
+                && inner.flushed.pending() == 0
+            {
+                drop(
+                    inner
+                        .flush_cv
+                        .wait_timeout(g, Duration::from_millis(10))
+                        .unwrap_or_else(|e| e.into_inner()),
+                );
             }
-            *req = false;
+            inner.flusher_parked.store(false, Ordering::SeqCst);
+            inner.flush_requested.store(false, Ordering::SeqCst);
         }
         if let Err(e) = flush_commitlog(inner) {
             tracing::error!(error = %e, "commitlog group commit failed");

@@ -61,7 +61,12 @@ pub(crate) struct Inner {
     /// Commitlog offset up to which consume queues and index are built.
     pub(crate) dispatched: AtomicI64,
     pub(crate) last_store_ts: AtomicI64,
-    pub(crate) flush_requested: Mutex<bool>,
+    /// An append waits for a group commit (SYNC_FLUSH).
+    pub(crate) flush_requested: AtomicBool,
+    /// The group-commit flusher is about to wait or waiting on `flush_cv`: only then does a
+    /// request pay for a wake-up (a condvar notify is a syscall even with nobody waiting).
+    pub(crate) flusher_parked: AtomicBool,
+    pub(crate) flush_lock: Mutex<()>,
     pub(crate) flush_cv: Condvar,
     pub(crate) stopped: AtomicBool,
     pub(crate) stop_lock: Mutex<()>,
@@ -128,7 +133,9 @@ impl MessageStore {
             confirm_bound: AtomicBool::new(false),
             dispatched: AtomicI64::new(0),
             last_store_ts: AtomicI64::new(checkpoint.physic_msg_timestamp),
-            flush_requested: Mutex::new(false),
+            flush_requested: AtomicBool::new(false),
+            flusher_parked: AtomicBool::new(false),
+            flush_lock: Mutex::new(()),
             flush_cv: Condvar::new(),
             stopped: AtomicBool::new(false),
             stop_lock: Mutex::new(()),
@@ -271,7 +278,14 @@ impl MessageStore {
                 .unwrap_or_else(|e| e.into_inner());
             self.inner.stop_cv.notify_all();
         }
-        self.inner.flush_cv.notify_all();
+        {
+            let _g = self
+                .inner
+                .flush_lock
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            self.inner.flush_cv.notify_all();
+        }
         self.inner.flushed.wake_reaper();
         self.inner.confirmed.wake_reaper();
         for t in self

@@ -87,12 +87,14 @@ impl MessageStore {
 impl Inner {
     /// Wakes the group-commit flusher.
     pub(crate) fn request_flush(&self) {
-        let mut r = self
-            .flush_requested
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        *r = true;
-        self.flush_cv.notify_one();
+        self.flush_requested.store(true, Ordering::SeqCst);
+        // The flusher sets `flusher_parked` before its last look at `flush_requested` (both
+        // SeqCst), so either it sees this request or this sees it parked; it holds
+        // `flush_lock` from then until it waits, so the notify cannot come too early.
+        if self.flusher_parked.load(Ordering::SeqCst) {
+            let _g = self.flush_lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.flush_cv.notify_one();
+        }
     }
 
     /// Copies encoded records into the commitlog, stamping offsets and store time, and dispatches

@@ -207,6 +207,9 @@ pub struct DLedgerConf {
     /// `dLegerElectionTimeoutMs` (Ferrocket; default 400): a follower that hears no leader for
     /// between this and twice this starts an election.
     pub election_timeout_ms: u64,
+    /// `dLegerRaftLogMaxMb` (Ferrocket; default 256; 0 = never): past this size the Raft log is
+    /// compacted (a snapshot, then the log before it purged).
+    pub raft_log_max_mb: u64,
 }
 
 impl BrokerConfig {
@@ -383,9 +386,11 @@ impl BrokerConfig {
                 peers,
                 heartbeat_ms: 100,
                 election_timeout_ms: 400,
+                raft_log_max_mb: 256,
             };
             p.set("dLegerHeartbeatIntervalMs", &mut d.heartbeat_ms)?;
             p.set("dLegerElectionTimeoutMs", &mut d.election_timeout_ms)?;
+            p.set("dLegerRaftLogMaxMb", &mut d.raft_log_max_mb)?;
             d.heartbeat_ms = d.heartbeat_ms.max(20);
             d.election_timeout_ms = d.election_timeout_ms.max(d.heartbeat_ms * 3);
             c.dledger = Some(d);
@@ -605,6 +610,13 @@ impl BrokerConfig {
                 self.dledger
                     .as_ref()
                     .map_or(400, |d| d.election_timeout_ms)
+                    .to_string(),
+            ),
+            (
+                "dLegerRaftLogMaxMb",
+                self.dledger
+                    .as_ref()
+                    .map_or(256, |d| d.raft_log_max_mb)
                     .to_string(),
             ),
             (

@@ -61,6 +61,18 @@ impl Applier for StoreApplier {
     fn truncate(&self, end: i64) -> std::io::Result<()> {
         self.0.truncate(end).map_err(std::io::Error::other)
     }
+
+    fn log_min(&self) -> i64 {
+        self.0.min_phy_offset()
+    }
+
+    fn read(&self, from: i64, max: usize) -> Option<Bytes> {
+        self.0.commitlog_data(from, max)
+    }
+
+    fn append_raw(&self, at: i64, data: &[u8]) -> std::io::Result<i64> {
+        self.0.append_raw(at, data).map_err(std::io::Error::other)
+    }
 }
 
 /// Starts the node (Raft storage under `<storePathRootDir>/dledger`).
@@ -77,6 +89,7 @@ pub async fn start(b: &Arc<Broker>) -> Result<Option<DLedgerState>, BrokerError>
         heartbeat: Duration::from_millis(d.heartbeat_ms),
         election_min: Duration::from_millis(d.election_timeout_ms),
         election_max: Duration::from_millis(d.election_timeout_ms * 2),
+        raft_log_max_bytes: d.raft_log_max_mb << 20,
     };
     let applier = Arc::new(StoreApplier(Arc::clone(&b.store)));
     let node = DLedger::start(cfg, applier, b.shutdown.clone())

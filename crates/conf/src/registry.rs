@@ -316,6 +316,8 @@ const BROKER: &[(&str, &str)] = &[
     // Ferrocket's own: Raft timing of DLedger mode (RocketMQ's DLedger fails over in ~10 s).
     ("dLegerHeartbeatIntervalMs", "100"),
     ("dLegerElectionTimeoutMs", "400"),
+    // Ferrocket's own: Raft log size past which it is compacted (MiB; 0 = never).
+    ("dLegerRaftLogMaxMb", "256"),
     ("preferredLeaderId", ""),
     ("enableBatchPush", "false"),
     ("enableScheduleMessageStats", "true"),

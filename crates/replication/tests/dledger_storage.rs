@@ -13,6 +13,7 @@ use ferrocket_testkit::TempDir;
 use futures::future::BoxFuture;
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::testing::{StoreBuilder, Suite};
+use openraft::RaftSnapshotBuilder;
 use openraft::{CommittedLeaderId, EntryPayload, LogId, RaftLogReader, StorageError};
 
 /// Stands in for the commitlog: counts bytes "stored", can be cut back.
@@ -39,6 +40,17 @@ impl Applier for FakeLog {
     fn truncate(&self, end: i64) -> std::io::Result<()> {
         self.end.store(end, Ordering::SeqCst);
         Ok(())
+    }
+    fn log_min(&self) -> i64 {
+        0
+    }
+    fn read(&self, _from: i64, _max: usize) -> Option<Bytes> {
+        None
+    }
+    fn append_raw(&self, at: i64, data: &[u8]) -> std::io::Result<i64> {
+        let end = at + data.len() as i64;
+        self.end.store(end, Ordering::SeqCst);
+        Ok(end)
     }
 }
 
@@ -87,7 +99,7 @@ async fn a_torn_log_tail_is_cut_and_the_rest_survives() {
         .await;
     }
     // Half a record at the end, as a crash mid-write leaves it.
-    let path = dir.path().join("raft.log");
+    let path = dir.path().join("raft-00000000000000000000.log");
     let len = std::fs::metadata(&path).unwrap().len();
     let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     f.set_len(len - 3).unwrap();
@@ -123,4 +135,240 @@ async fn a_half_applied_batch_is_undone_and_applied_again() {
     assert_eq!(store.log_end(), 6, "the unjournaled tail is cut back");
     let (applied, _) = sm.applied_state().await.unwrap();
     assert_eq!(applied, Some(id(1, 2)));
+}
+
+fn sized(term: u64, index: u64, len: usize) -> Entry {
+    Entry {
+        log_id: id(term, index),
+        payload: EntryPayload::Normal(Request::new(&vec![b'x'; len])),
+    }
+}
+
+fn segment_files(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("raft") && n.ends_with(".log"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn segments_roll_and_a_purge_deletes_those_it_empties() {
+    let dir = TempDir::new("dledger-segments");
+    let mut log = LogStore::open_sized(dir.path(), false, 2048).unwrap();
+    for b in 0..20 {
+        append(
+            &mut log,
+            (1..=5).map(|i| sized(1, b * 5 + i, 200)).collect(),
+        )
+        .await;
+    }
+    let before = segment_files(dir.path());
+    assert!(before.len() >= 10, "{before:?}");
+    let bytes_before = log.disk_bytes();
+    log.purge(id(1, 80)).await.unwrap();
+    let after = segment_files(dir.path());
+    assert!(after.len() <= 3, "{after:?}");
+    assert!(log.disk_bytes() < bytes_before / 4);
+    let got = log.try_get_log_entries(81..101).await.unwrap();
+    assert_eq!(got.len(), 20);
+    drop(log);
+    // Reopened: the purge point, the entries after it, and appends continue.
+    let mut log = LogStore::open_sized(dir.path(), false, 2048).unwrap();
+    let st = log.get_log_state().await.unwrap();
+    assert_eq!(st.last_purged_log_id, Some(id(1, 80)));
+    assert_eq!(st.last_log_id, Some(id(1, 100)));
+    append(&mut log, vec![sized(2, 101, 10)]).await;
+    let got = log.try_get_log_entries(81..102).await.unwrap();
+    assert_eq!(got.len(), 21);
+    assert_eq!(got[20].log_id, id(2, 101));
+    // Truncating back into an earlier segment deletes the later ones.
+    log.truncate(id(1, 85)).await.unwrap();
+    assert_eq!(log.last_log_id(), Some(id(1, 84)));
+    drop(log);
+    let mut log = LogStore::open_sized(dir.path(), false, 2048).unwrap();
+    assert_eq!(log.last_log_id(), Some(id(1, 84)));
+    assert_eq!(log.try_get_log_entries(81..100).await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn a_log_written_before_segments_is_read_as_the_first_one() {
+    let dir = TempDir::new("dledger-legacy");
+    {
+        let mut log = LogStore::open(dir.path(), true).unwrap();
+        append(&mut log, (1..=3).map(|i| normal(1, i, b"old")).collect()).await;
+    }
+    std::fs::rename(
+        dir.path().join("raft-00000000000000000000.log"),
+        dir.path().join("raft.log"),
+    )
+    .unwrap();
+    let mut log = LogStore::open(dir.path(), true).unwrap();
+    assert_eq!(log.try_get_log_entries(1..4).await.unwrap().len(), 3);
+    assert_eq!(
+        segment_files(dir.path()),
+        vec!["raft-00000000000000000000.log".to_string()]
+    );
+}
+
+#[tokio::test]
+async fn the_journal_keeps_its_newest_record_across_reopens() {
+    let dir = TempDir::new("dledger-journal");
+    let store = Arc::new(FakeLog::default());
+    let mut index = 0;
+    // Fewer applies after the reopen than before it: a journal written from its start again
+    // would end with an older record than its newest.
+    for applies in [3, 1] {
+        let mut sm = StateMachine::open(dir.path(), store.clone()).unwrap();
+        let (applied, _) = sm.applied_state().await.unwrap();
+        assert_eq!(applied.map_or(0, |a| a.index), index);
+        for _ in 0..applies {
+            index += 1;
+            sm.apply(vec![normal(1, index, b"abc")]).await.unwrap();
+        }
+    }
+    let mut sm = StateMachine::open(dir.path(), store.clone()).unwrap();
+    let (applied, _) = sm.applied_state().await.unwrap();
+    assert_eq!(applied, Some(id(1, 4)));
+    assert_eq!(store.log_end(), 12, "nothing applied was cut back");
+}
+
+/// A commitlog of real bytes starting at `start`.
+#[derive(Default)]
+struct ByteLog {
+    inner: Mutex<(i64, Vec<u8>)>,
+}
+
+impl ByteLog {
+    fn with(start: i64, data: &[u8]) -> Arc<ByteLog> {
+        Arc::new(ByteLog {
+            inner: Mutex::new((start, data.to_vec())),
+        })
+    }
+    fn bytes(&self) -> (i64, Vec<u8>) {
+        self.inner.lock().unwrap().clone()
+    }
+}
+
+impl Applier for ByteLog {
+    fn apply(&self, records: Bytes) -> BoxFuture<'static, PutResult> {
+        self.inner.lock().unwrap().1.extend_from_slice(&records);
+        Box::pin(async {
+            PutResult {
+                status: PutStatus::PutOk,
+                append: None,
+            }
+        })
+    }
+    fn log_end(&self) -> i64 {
+        let g = self.inner.lock().unwrap();
+        g.0 + g.1.len() as i64
+    }
+    fn truncate(&self, end: i64) -> std::io::Result<()> {
+        let mut g = self.inner.lock().unwrap();
+        let keep = (end - g.0).max(0) as usize;
+        g.1.truncate(keep);
+        Ok(())
+    }
+    fn log_min(&self) -> i64 {
+        self.inner.lock().unwrap().0
+    }
+    fn read(&self, from: i64, max: usize) -> Option<Bytes> {
+        let g = self.inner.lock().unwrap();
+        let at = usize::try_from(from - g.0).ok()?;
+        let end = (at + max.min(3)).min(g.1.len()); // small pieces: several reads
+        (at < end).then(|| Bytes::copy_from_slice(&g.1[at..end]))
+    }
+    fn append_raw(&self, at: i64, data: &[u8]) -> std::io::Result<i64> {
+        let mut g = self.inner.lock().unwrap();
+        if g.1.is_empty() {
+            g.0 = at;
+        }
+        assert_eq!(at, g.0 + g.1.len() as i64, "appended at the end");
+        g.1.extend_from_slice(data);
+        Ok(g.0 + g.1.len() as i64)
+    }
+}
+
+struct Peer(Arc<ByteLog>);
+
+impl ferrocket_replication::dledger::state_machine::CommitlogSource for Peer {
+    fn read(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> BoxFuture<'static, Result<ferrocket_replication::dledger::state_machine::Chunk, String>>
+    {
+        let c = ferrocket_replication::dledger::state_machine::Chunk {
+            data: self
+                .0
+                .read(from, (to - from).max(0) as usize)
+                .unwrap_or_default(),
+            min_offset: self.0.log_min(),
+            max_offset: self.0.log_end(),
+        };
+        Box::pin(async move { Ok(c) })
+    }
+}
+
+/// Builds a snapshot on a "leader" whose commitlog starts at `leader_start`, and installs it on a
+/// follower holding `follower` (start, bytes).
+async fn install_on(
+    leader_start: i64,
+    follower: (i64, &[u8]),
+) -> (Result<(), StorageError<u64>>, Arc<ByteLog>, Arc<ByteLog>) {
+    let (dl, df) = (
+        TempDir::new("dledger-snap-l"),
+        TempDir::new("dledger-snap-f"),
+    );
+    let leader = ByteLog::with(leader_start, b"");
+    let mut sm_l = StateMachine::open(dl.path(), leader.clone()).unwrap();
+    sm_l.apply(vec![
+        normal(1, 1, b"first-"),
+        normal(1, 2, b"second-"),
+        normal(1, 3, b"third"),
+    ])
+    .await
+    .unwrap();
+    sm_l.get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let snap = sm_l.get_current_snapshot().await.unwrap().unwrap();
+    let f = ByteLog::with(follower.0, follower.1);
+    let mut sm_f = StateMachine::open(df.path(), f.clone()).unwrap();
+    sm_f.set_source(Arc::new(Peer(leader.clone())));
+    let mut data = sm_f.begin_receiving_snapshot().await.unwrap();
+    *data = *snap.snapshot;
+    let r = sm_f.install_snapshot(&snap.meta, data).await;
+    if r.is_ok() {
+        assert_eq!(sm_f.applied_state().await.unwrap().0, Some(id(1, 3)));
+        // The installed snapshot survives a restart.
+        drop(sm_f);
+        let mut again = StateMachine::open(df.path(), f.clone()).unwrap();
+        let cur = again.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(cur.meta.last_log_id, Some(id(1, 3)));
+        assert_eq!(again.applied_state().await.unwrap().0, Some(id(1, 3)));
+    }
+    (r, leader, f)
+}
+
+#[tokio::test]
+async fn a_snapshot_install_copies_the_commitlog_the_node_lacks() {
+    // An empty (wiped) node starts where the leader's commitlog starts.
+    let (r, leader, f) = install_on(4096, (0, b"")).await;
+    r.unwrap();
+    assert_eq!(f.bytes(), leader.bytes());
+    // A node that holds a prefix copies only the rest.
+    let (r, leader, f) = install_on(4096, (4096, b"first-sec")).await;
+    r.unwrap();
+    assert_eq!(f.bytes(), leader.bytes());
+    // A node that ends before the leader's oldest byte cannot be patched: it says what to do.
+    let (r, _, f) = install_on(4096, (0, b"older")).await;
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("remove its storePathRootDir"), "{e}");
+    assert_eq!(f.bytes(), (0, b"older".to_vec()), "left as it was");
 }

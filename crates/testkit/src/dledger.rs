@@ -66,6 +66,8 @@ impl Node {
         format!("{}:{}", self.ip, self.port)
     }
 
+    /// Starts the node's `mqbroker`; its log level is `FERROCKET_TEST_LOG` (a `RUST_LOG`
+    /// filter, e.g. `info,openraft=debug`) or `info`.
     pub fn start(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -77,7 +79,10 @@ impl Node {
             Command::new(bin_path("mqbroker"))
                 .arg("-c")
                 .arg(&self.conf)
-                .env("RUST_LOG", "info")
+                .env(
+                    "RUST_LOG",
+                    std::env::var("FERROCKET_TEST_LOG").unwrap_or_else(|_| "info".into()),
+                )
                 .stdout(log.try_clone().unwrap())
                 .stderr(log),
         ));
@@ -175,6 +180,11 @@ static NEXT_GROUP: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::ne
 impl Group {
     /// A name server on 127.0.0.1 and three nodes on 127.0.N.11-13, started.
     pub fn start() -> Group {
+        Self::start_with("")
+    }
+
+    /// Like [`start`](Self::start), with `extra` conf lines for every node.
+    pub fn start_with(extra: &str) -> Group {
         let dir = TempDir::new("dledger");
         let (ns, namesrv) = crate::start_namesrv(dir.path(), "127.0.0.1");
         let net = NEXT_GROUP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -193,7 +203,8 @@ impl Group {
             let port = ports.broker(ip);
             let store = dir.path().join(format!("n{i}"));
             let conf = dir.path().join(format!("broker-n{i}.conf"));
-            std::fs::write(&conf, conf_text(ip, port, &namesrv, &store, &peers, i)).unwrap();
+            let text = conf_text(ip, port, &namesrv, &store, &peers, i) + extra;
+            std::fs::write(&conf, text).unwrap();
             nodes.push(Node {
                 ip: ip.clone(),
                 port,

@@ -352,3 +352,77 @@ fn a_follower_catches_up_on_messages_near_the_size_limit() {
         got.len()
     );
 }
+
+/// Bytes of a node's Raft log segments.
+fn raft_log_bytes(n: &ferrocket_testkit::dledger::Node) -> u64 {
+    std::fs::read_dir(n.store.join("dledger"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("raft-"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// With `dLegerRaftLogMaxMb=1` the Raft log is compacted while 12 MiB of messages flow: every
+/// node's log stays a few MiB, a follower that was away while the log it needed was purged
+/// catches up by copying the commitlog it lacks from a peer, and so does a wiped one.
+#[test]
+fn the_raft_log_stays_bounded_and_nodes_behind_it_catch_up() {
+    let mut g = Group::start_with("dLegerRaftLogMaxMb=1\n");
+    let leader = g.leader(Duration::from_secs(30));
+    create_topic(&g, leader);
+    let mut c = RawClient::connect(&g.nodes[leader].addr()).unwrap();
+    c.set_read_timeout(Duration::from_secs(20));
+    let mut send = |prefix: &str, n: usize| {
+        for i in 0..n {
+            let mut body = format!("{prefix}-{i}-").into_bytes();
+            body.resize(20_000, b'z');
+            let req = crate::util::send_req(
+                TOPIC,
+                (i % 4) as i32,
+                &body,
+                None,
+                true,
+                ferrocket_protocol::SerializeType::Json,
+            );
+            let r = c.call(req).unwrap();
+            assert_eq!(r.code, 0, "{:?}", r.remark);
+        }
+    };
+    send("before", 20);
+    let away = (leader + 1) % 3;
+    caught_up(&g, away, leader, Duration::from_secs(30));
+    g.nodes[away].kill();
+    send("while-away", 600);
+    // Compaction looks every second.
+    let t = Instant::now();
+    while raft_log_bytes(&g.nodes[leader]) > 4 << 20 {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the leader's Raft log stays at {} bytes",
+            raft_log_bytes(&g.nodes[leader])
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    g.nodes[away].start();
+    caught_up(&g, away, leader, Duration::from_secs(60));
+    assert_eq!(all_bodies(&g.messages_on(away)).len(), 620);
+
+    let wiped = (leader + 2) % 3;
+    g.nodes[wiped].kill();
+    std::fs::remove_dir_all(&g.nodes[wiped].store).unwrap();
+    g.nodes[wiped].start();
+    caught_up(&g, wiped, leader, Duration::from_secs(60));
+    send("after", 10);
+    caught_up(&g, wiped, leader, Duration::from_secs(30));
+    for (i, n) in g.nodes.iter().enumerate() {
+        let b = raft_log_bytes(n);
+        assert!(
+            b < 4 << 20,
+            "n{i}'s Raft log holds {b} bytes after 12 MiB of messages"
+        );
+    }
+}

@@ -1,12 +1,16 @@
-//! The Raft log on disk: one append-only file `raft.log` of records
+//! The Raft log on disk: segment files `raft-<position>.log` (20 digits) of records
 //! `[u32 len][u32 crc32][u64 term][u64 node][u64 index][payload]` (len and crc cover everything
 //! after the crc), and `raft.meta` (JSON: vote, committed, last purged; replaced atomically).
 //!
-//! Opening scans the file; a torn or corrupt tail (a crash mid-append) is cut off with one log
-//! line. Appends are fdatasync'ed before openraft is told they are done when `sync` is set
+//! Positions count log bytes: the segment named N holds positions N.. of the log. A segment
+//! takes appends until it passes the segment size; purging (after a snapshot) deletes the
+//! segments whose entries are all purged, once the purge point is on disk, so the log's size
+//! stays bounded. A log written before segments existed (`raft.log`) is the segment at 0.
+//!
+//! Opening scans the segments; a torn or corrupt tail (a crash mid-append) is cut off with one
+//! log line. Appends are fdatasync'ed before openraft is told they are done when `sync` is set
 //! (SYNC_FLUSH); otherwise they sit in the page cache, which survives the process being killed
-//! but not the host losing power. Purged entries are only forgotten (the bytes stay until the
-//! file is rewritten), which keeps purge cheap and crash-safe.
+//! but not the host losing power.
 
 // openraft's StorageError is large; it is the trait's error type, not ours to shrink.
 #![allow(clippy::result_large_err)]
@@ -29,13 +33,31 @@ use super::types::{Entry, NodeId, StorageError, TypeConfig};
 
 const HEADER: usize = 4 + 4 + 24;
 
+/// Default size past which a segment takes no more appends.
+pub const SEGMENT_BYTES: u64 = 64 << 20;
+
+/// One segment file: log positions `base..base + len`.
+struct Segment {
+    base: u64,
+    len: u64,
+    file: File,
+    path: PathBuf,
+}
+
+fn segment_path(dir: &Path, base: u64) -> PathBuf {
+    dir.join(format!("raft-{base:020}.log"))
+}
+
 struct Inner {
     dir: PathBuf,
-    file: File,
-    /// File position of each entry from `first` on.
+    /// Ordered by position, contiguous.
+    segs: Vec<Segment>,
+    segment_bytes: u64,
+    /// Log position of each entry from `first` on.
     pos: Vec<u64>,
     /// Index of `pos[0]`.
     first: u64,
+    /// Log position past the last byte.
     end: u64,
     last: Option<LogId<NodeId>>,
     purged: Option<LogId<NodeId>>,
@@ -88,16 +110,28 @@ fn log_id_from(v: &Value) -> Option<LogId<NodeId>> {
 }
 
 impl Inner {
+    fn segment_of(&self, pos: u64) -> std::io::Result<&Segment> {
+        let i = self.segs.partition_point(|s| s.base <= pos);
+        i.checked_sub(1)
+            .map(|i| &self.segs[i])
+            .ok_or_else(|| io_err(format!("no raft log segment holds position {pos}")))
+    }
+
     fn record_at(&self, pos: u64) -> std::io::Result<(LogId<NodeId>, Bytes, u64)> {
+        let seg = self.segment_of(pos)?;
+        let at = pos - seg.base;
         let mut head = [0u8; HEADER];
-        self.file.read_exact_at(&mut head, pos)?;
+        if at + HEADER as u64 > seg.len {
+            return Err(io_err(format!("partial record header at {pos}")));
+        }
+        seg.file.read_exact_at(&mut head, at)?;
         let len = u32::from_le_bytes(head[0..4].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
-        if len < 24 || pos + 8 + len as u64 > self.end {
+        if len < 24 || at + 8 + len as u64 > seg.len {
             return Err(io_err(format!("bad record length {len} at {pos}")));
         }
         let mut body = vec![0u8; len];
-        self.file.read_exact_at(&mut body, pos + 8)?;
+        seg.file.read_exact_at(&mut body, at + 8)?;
         if crc32fast::hash(&body) != crc {
             return Err(io_err(format!("bad record checksum at {pos}")));
         }
@@ -139,19 +173,112 @@ impl Inner {
             })
             .collect()
     }
+
+    /// Drops every log byte at or past `at`: later segments are deleted, the one holding `at`
+    /// is cut there.
+    fn cut(&mut self, at: u64) -> std::io::Result<()> {
+        while self.segs.last().is_some_and(|s| s.base >= at) {
+            let s = self.segs.pop().expect("non-empty");
+            std::fs::remove_file(&s.path)?;
+        }
+        if let Some(s) = self.segs.last_mut() {
+            if s.base + s.len > at {
+                s.file.set_len(at - s.base)?;
+                s.len = at - s.base;
+            }
+        }
+        self.end = at;
+        Ok(())
+    }
+
+    /// Opens a new, empty segment at the end of the log.
+    fn new_segment(&mut self) -> std::io::Result<()> {
+        let path = segment_path(&self.dir, self.end);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        if self.sync {
+            File::open(&self.dir)?.sync_all()?;
+        }
+        self.segs.push(Segment {
+            base: self.end,
+            len: 0,
+            file,
+            path,
+        });
+        Ok(())
+    }
+
+    /// Deletes the leading segments that hold only purged entries (the last one always stays).
+    fn drop_purged_segments(&mut self) -> std::io::Result<()> {
+        let keep_from = self.pos.first().copied().unwrap_or(self.end);
+        while self.segs.len() > 1 && self.segs[1].base <= keep_from {
+            let s = self.segs.remove(0);
+            std::fs::remove_file(&s.path)?;
+        }
+        Ok(())
+    }
+}
+
+/// The segments in `dir` by position, renaming a pre-segment `raft.log` to the segment at 0.
+fn load_segments(dir: &Path) -> std::io::Result<Vec<Segment>> {
+    let legacy = dir.join("raft.log");
+    let mut segs = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let name = e?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(base) = name
+            .strip_prefix("raft-")
+            .and_then(|n| n.strip_suffix(".log"))
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            segs.push(base);
+        }
+    }
+    if segs.is_empty() && legacy.exists() {
+        std::fs::rename(&legacy, segment_path(dir, 0))?;
+        segs.push(0);
+    }
+    segs.sort_unstable();
+    segs.into_iter()
+        .map(|base| {
+            let path = segment_path(dir, base);
+            let file = OpenOptions::new().read(true).write(true).open(&path)?;
+            let len = file.metadata()?.len();
+            Ok(Segment {
+                base,
+                len,
+                file,
+                path,
+            })
+        })
+        .collect()
 }
 
 impl LogStore {
-    /// Opens (creating) the log in `dir`.
+    /// Opens (creating) the log in `dir`, with segments of [`SEGMENT_BYTES`].
     pub fn open(dir: &Path, sync: bool) -> std::io::Result<LogStore> {
+        Self::open_sized(dir, sync, SEGMENT_BYTES)
+    }
+
+    /// Opens (creating) the log in `dir`; a segment takes no appends once past `segment_bytes`.
+    pub fn open_sized(dir: &Path, sync: bool, segment_bytes: u64) -> std::io::Result<LogStore> {
         std::fs::create_dir_all(dir)?;
-        let path = dir.join("raft.log");
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)?;
-        let len = file.metadata()?.len();
+        let mut segs = load_segments(dir)?;
+        // Segments are contiguous; one that is not (a file left behind) ends the log.
+        if let Some(i) =
+            (1..segs.len()).find(|&i| segs[i].base != segs[i - 1].base + segs[i - 1].len)
+        {
+            for s in segs.drain(i..) {
+                tracing::warn!(file = %s.path.display(), "raft log: segment not contiguous with the one before; removed");
+                std::fs::remove_file(&s.path)?;
+            }
+        }
+        let start = segs.first().map_or(0, |s| s.base);
+        let end = segs.last().map_or(0, |s| s.base + s.len);
         let meta: Value = match std::fs::read(dir.join("raft.meta")) {
             Ok(b) => serde_json::from_slice(&b).map_err(io_err)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Value::Null,
@@ -172,10 +299,11 @@ impl LogStore {
         let purged = log_id_from(&meta["purged"]);
         let mut inner = Inner {
             dir: dir.to_path_buf(),
-            file,
+            segs,
+            segment_bytes: segment_bytes.max(1),
             pos: Vec::new(),
             first: 0,
-            end: len,
+            end,
             last: None,
             purged,
             vote,
@@ -185,9 +313,9 @@ impl LogStore {
             scratch: Vec::new(),
         };
         // Scan; keep the consecutive, intact prefix.
-        let mut at = 0u64;
+        let mut at = start;
         let mut expect: Option<u64> = None;
-        while at < len {
+        while at < end {
             match inner.record_at(at) {
                 Ok((id, _, next)) if expect.is_none_or(|e| e == id.index) => {
                     if expect.is_none() {
@@ -201,15 +329,14 @@ impl LogStore {
                 _ => break,
             }
         }
-        if at < len {
+        if at < end {
             tracing::warn!(
-                file = %path.display(),
-                bytes = len - at,
+                dir = %dir.display(),
+                bytes = end - at,
                 at,
                 "raft log: torn or corrupt tail cut off"
             );
-            inner.file.set_len(at)?;
-            inner.end = at;
+            inner.cut(at)?;
         }
         // Entries at or below the purge point are forgotten.
         if let Some(p) = inner.purged {
@@ -221,6 +348,7 @@ impl LogStore {
             if inner.last.is_none_or(|l| l.index < p.index) {
                 inner.last = Some(p);
             }
+            inner.drop_purged_segments()?;
         }
         if inner.pos.is_empty() {
             inner.first = inner.last.map_or(0, |l| l.index + 1);
@@ -237,6 +365,12 @@ impl LogStore {
     /// The last log id (for metrics and tests).
     pub fn last_log_id(&self) -> Option<LogId<NodeId>> {
         self.lock().last
+    }
+
+    /// Bytes of the segment files (what compaction keeps bounded).
+    pub fn disk_bytes(&self) -> u64 {
+        let g = self.lock();
+        g.segs.iter().map(|s| s.len).sum()
     }
 }
 
@@ -330,11 +464,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             added.push((g.end + start as u64, e.log_id));
             fresh.push(e);
         }
+        let inner: &mut Inner = &mut g;
         let res = (|| -> std::io::Result<()> {
-            (&g.file).write_all(&buf)?;
-            if g.sync {
-                g.file.sync_data()?;
+            if inner
+                .segs
+                .last()
+                .is_none_or(|s| s.len >= inner.segment_bytes)
+            {
+                inner.new_segment()?;
             }
+            let seg = inner.segs.last_mut().expect("a segment");
+            seg.file.write_all_at(&buf, seg.len)?;
+            if inner.sync {
+                seg.file.sync_data()?;
+            }
+            seg.len += buf.len() as u64;
             Ok(())
         })();
         if let Err(e) = res {
@@ -370,8 +514,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             return Ok(());
         }
         let at = g.pos[i];
-        g.file.set_len(at).map_err(write_err)?;
-        g.end = at;
+        g.cut(at).map_err(write_err)?;
         let dropped = g.pos.len() - i;
         let keep = g.cache.len().saturating_sub(dropped);
         g.cache.truncate(keep);
@@ -400,6 +543,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         if g.last.is_none_or(|l| l.index < log_id.index) {
             g.last = Some(log_id);
         }
-        g.save_meta().map_err(write_err)
+        g.save_meta().map_err(write_err)?;
+        // Only once the purge point is on disk: a log reopened after a crash must not start
+        // past an entry it still claims.
+        g.drop_purged_segments().map_err(write_err)
     }
 }

@@ -8,13 +8,17 @@
 //! - [`state_machine`]: applying committed entries stores their messages through an
 //!   [`Applier`], so the commitlog holds committed messages only;
 //! - [`network`]: the RPC client and service, with the group check that refuses peers whose
-//!   `dLegerGroup`/`dLegerPeers` differ from ours.
+//!   `dLegerGroup`/`dLegerPeers` differ from ours;
+//! - [`compaction`]: snapshots by log size, after which openraft purges the log;
+//! - [`catch_up`]: a node installing a snapshot copies the commitlog bytes it lacks from a peer.
 //!
 //! A message is written twice on every node: in the Raft log when it is replicated, and in the
 //! commitlog when it is applied (RocketMQ's DLedger writes it once, the commitlog being the Raft
 //! log). The price is measured in docs/performance.md.
 
+pub mod catch_up;
 pub mod codec;
+pub mod compaction;
 pub mod log_store;
 pub mod network;
 pub mod proposer;
@@ -58,6 +62,8 @@ pub struct DLedgerConfig {
     pub heartbeat: Duration,
     pub election_min: Duration,
     pub election_max: Duration,
+    /// Raft log size past which a snapshot is taken and the log purged to it (0: never).
+    pub raft_log_max_bytes: u64,
 }
 
 /// Why a node cannot start.
@@ -180,14 +186,22 @@ impl DLedger {
             dir: cfg.dir.clone(),
             source,
         };
-        let log = log_store::LogStore::open(&cfg.dir, cfg.sync).map_err(storage)?;
-        let sm = state_machine::StateMachine::open(&cfg.dir, applier).map_err(storage)?;
+        let log = log_store::LogStore::open_sized(
+            &cfg.dir,
+            cfg.sync,
+            compaction::segment_bytes(cfg.raft_log_max_bytes),
+        )
+        .map_err(storage)?;
+        let mut sm =
+            state_machine::StateMachine::open(&cfg.dir, Arc::clone(&applier)).map_err(storage)?;
         let config = Config {
             cluster_name: cfg.group.clone(),
             heartbeat_interval: cfg.heartbeat.as_millis() as u64,
             election_timeout_min: cfg.election_min.as_millis() as u64,
             election_timeout_max: cfg.election_max.as_millis() as u64,
+            // Snapshots are taken by size (see `compaction`), not by entry count.
             snapshot_policy: SnapshotPolicy::Never,
+            max_in_snapshot_log_to_keep: compaction::ENTRIES_KEPT,
             max_payload_entries: 512,
             ..Config::default()
         }
@@ -201,13 +215,22 @@ impl DLedger {
         let net = network::Network {
             cluster: cluster.clone(),
         };
-        let raft = Raft::new(self_index, Arc::new(config), net, log, sm)
+        let others = cfg
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i as u64 != self_index)
+            .map(|(_, (_, addr))| addr.clone())
+            .collect();
+        sm.set_source(catch_up::PeerSource::new(others, cluster.clone()));
+        let raft = Raft::new(self_index, Arc::new(config), net, log.clone(), sm)
             .await
             .map_err(|e| DLedgerError::Raft(e.to_string()))?;
 
         let svc = network::Service {
             raft: raft.clone(),
             cluster,
+            applier,
         };
         // Raft RPCs are small request/response pairs: Nagle's algorithm against the peer's
         // delayed ACK would add tens of milliseconds to a replication round.
@@ -255,7 +278,15 @@ impl DLedger {
         let role = watch_role(&raft, &cfg, shutdown.clone());
         let (proposals, rx) = tokio::sync::mpsc::channel(4 * proposer::MAX_PARTS);
         let ids = cfg.peers.iter().map(|(id, _)| id.clone()).collect();
-        tokio::spawn(proposer::run(raft.clone(), ids, rx, shutdown));
+        tokio::spawn(proposer::run(raft.clone(), ids, rx, shutdown.clone()));
+        if cfg.raft_log_max_bytes > 0 {
+            tokio::spawn(compaction::run(
+                raft.clone(),
+                log,
+                cfg.raft_log_max_bytes,
+                shutdown,
+            ));
+        }
         Ok(DLedger {
             raft,
             cfg,

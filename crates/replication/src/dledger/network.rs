@@ -22,6 +22,7 @@ use super::codec::{
     snapshot_meta_from_json, snapshot_meta_to_json, vote_from_pb, vote_to_pb,
 };
 use super::pb::{self, d_ledger_client::DLedgerClient, d_ledger_server::DLedger};
+use super::state_machine::Applier;
 use super::types::{NodeId, Raft, TypeConfig};
 
 /// Largest gRPC message either side accepts: one entry may carry a single send of up to
@@ -217,6 +218,8 @@ impl RaftNetwork<TypeConfig> for Peer {
 pub struct Service {
     pub raft: Raft,
     pub cluster: pb::Cluster,
+    /// The commitlog, read by peers that install a snapshot.
+    pub applier: Arc<dyn Applier>,
 }
 
 impl Service {
@@ -337,6 +340,18 @@ impl DLedger for Service {
         Ok(GrpcResponse::new(pb::SnapshotResponse {
             vote: Some(vote_to_pb(&resp.vote)),
         }))
+    }
+
+    async fn read_commitlog(
+        &self,
+        req: GrpcRequest<pb::ReadRequest>,
+    ) -> Result<GrpcResponse<pb::ReadResponse>, Status> {
+        let r = req.into_inner();
+        self.check(r.cluster.as_ref())?;
+        Ok(GrpcResponse::new(super::catch_up::serve_read(
+            &*self.applier,
+            &r,
+        )))
     }
 }
 

@@ -7,8 +7,15 @@
 //! that holds more (a batch cut short by a crash) is truncated back to it, and openraft applies
 //! the rest again from the Raft log. The last two memberships live in `membership.json`.
 //!
-//! Snapshots carry only the applied point and membership: the Raft log is never purged (no
-//! snapshot policy), so a lagging or wiped node always catches up from the log itself.
+//! A snapshot stands for the commitlog up to the applied point: its data is that point's
+//! commitlog end. Once one is taken the Raft log before it is purged (keeping the log bounded);
+//! a node sent a snapshot copies the committed commitlog bytes it lacks from a peer
+//! ([`CommitlogSource`]), from its own end, or from the peer's first segment when its store is
+//! empty (a wiped node). The copy is crash-safe without a marker: until the journal records the
+//! snapshot, a restart cuts the commitlog back to the last journaled end and the snapshot is
+//! sent again. A store that is not empty but ends before the peers' oldest segment (a node away
+//! for longer than `fileReservedTime`) cannot be patched up: the install fails, naming what to
+//! do. The current snapshot is kept in `snapshot.json`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Cursor, Write};
@@ -31,6 +38,8 @@ use super::codec::{
 use super::types::{Entry, NodeId, Response, StorageError, TypeConfig};
 use ferrocket_store::PutResult;
 
+pub use super::catch_up::{Chunk, CommitlogSource};
+
 /// Where committed messages go: the broker's store.
 pub trait Applier: Send + Sync + 'static {
     /// Stores the records of one send; the result is the send's outcome on the leader. The
@@ -41,14 +50,67 @@ pub trait Applier: Send + Sync + 'static {
     fn log_end(&self) -> i64;
     /// Drops the commitlog past `end` (undoing a batch a crash cut short).
     fn truncate(&self, end: i64) -> std::io::Result<()>;
+    /// The commitlog's first offset (its oldest segment's start).
+    fn log_min(&self) -> i64;
+    /// Committed commitlog bytes from `from`, at most `max`, never past a segment's end
+    /// (serving a peer that installs a snapshot). `None` when not held.
+    fn read(&self, from: i64, max: usize) -> Option<Bytes>;
+    /// Appends bytes read from a peer at `at`, which must be the end (or, in an empty store, a
+    /// segment start); complete records are dispatched. Returns the new end.
+    fn append_raw(&self, at: i64, data: &[u8]) -> std::io::Result<i64>;
 }
 
 const JOURNAL_RECORD: usize = 36;
 
+/// Journal size past which it is started again with its last record.
+const JOURNAL_MAX: u64 = 1 << 20;
+
+/// A snapshot's data: the commitlog end at its last log id.
+fn snapshot_data(commitlog_end: i64) -> Vec<u8> {
+    json!({ "commitlog_end": commitlog_end })
+        .to_string()
+        .into_bytes()
+}
+
+fn snapshot_end(data: &[u8]) -> Result<i64, String> {
+    let v: Value = serde_json::from_slice(data).map_err(|e| format!("snapshot data: {e}"))?;
+    v["commitlog_end"]
+        .as_i64()
+        .ok_or_else(|| "snapshot data without commitlog_end".to_string())
+}
+
+fn read_snapshot_file(dir: &Path) -> std::io::Result<Option<StoredSnapshot>> {
+    let b = match std::fs::read(dir.join("snapshot.json")) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let v: Value = serde_json::from_slice(&b).map_err(std::io::Error::other)?;
+    let meta =
+        snapshot_meta_from_json(v["meta"].to_string().as_bytes()).map_err(std::io::Error::other)?;
+    Ok(Some((meta, v["data"].to_string().into_bytes())))
+}
+
+fn write_snapshot_file(
+    dir: &Path,
+    meta: &SnapshotMeta<NodeId, BasicNode>,
+    data: &[u8],
+) -> std::io::Result<()> {
+    let meta: Value = serde_json::from_slice(&snapshot_meta_to_json(meta))?;
+    let data: Value = serde_json::from_slice(data)?;
+    let tmp = dir.join("snapshot.json.tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(json!({ "meta": meta, "data": data }).to_string().as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(tmp, dir.join("snapshot.json"))
+}
+
 pub struct StateMachine {
     dir: PathBuf,
     applier: Arc<dyn Applier>,
+    source: Option<Arc<dyn CommitlogSource>>,
     journal: File,
+    journal_len: u64,
     applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
     previous_membership: StoredMembership<NodeId, BasicNode>,
@@ -56,7 +118,10 @@ pub struct StateMachine {
     snapshot: CurrentSnapshot,
 }
 
-type CurrentSnapshot = Arc<std::sync::Mutex<Option<(SnapshotMeta<NodeId, BasicNode>, Vec<u8>)>>>;
+/// A snapshot's metadata and data.
+type StoredSnapshot = (SnapshotMeta<NodeId, BasicNode>, Vec<u8>);
+
+type CurrentSnapshot = Arc<std::sync::Mutex<Option<StoredSnapshot>>>;
 
 fn sm_err(e: impl std::fmt::Display) -> StorageError {
     StorageIOError::write_state_machine(&std::io::Error::other(e.to_string())).into()
@@ -117,20 +182,21 @@ impl StateMachine {
             );
             applier.truncate(applied_end)?;
         }
-        let journal = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
+        // Append mode: records go after the intact ones (a plain write handle would start at
+        // the file's beginning and overwrite the oldest records with newer ones).
+        let journal = OpenOptions::new().create(true).append(true).open(&path)?;
         journal.set_len(good as u64)?;
+        let current = read_snapshot_file(dir)?;
         let mut sm = StateMachine {
             dir: dir.to_path_buf(),
             applier,
+            source: None,
             journal,
+            journal_len: good as u64,
             applied,
             membership: StoredMembership::default(),
             previous_membership: StoredMembership::default(),
-            snapshot: CurrentSnapshot::default(),
+            snapshot: Arc::new(std::sync::Mutex::new(current)),
         };
         if let Ok(b) = std::fs::read(dir.join("membership.json")) {
             let v: Value = serde_json::from_slice(&b).map_err(std::io::Error::other)?;
@@ -160,11 +226,32 @@ impl StateMachine {
         std::fs::rename(tmp, self.dir.join("membership.json"))
     }
 
+    /// The members to copy commitlog bytes from when a snapshot is installed.
+    pub fn set_source(&mut self, source: Arc<dyn CommitlogSource>) {
+        self.source = Some(source);
+    }
+
     fn journal(&mut self) -> std::io::Result<()> {
-        if let Some(id) = self.applied {
-            self.journal
-                .write_all(&journal_record(&id, self.applier.log_end()))?;
+        let Some(id) = self.applied else {
+            return Ok(());
+        };
+        let rec = journal_record(&id, self.applier.log_end());
+        if self.journal_len >= JOURNAL_MAX {
+            // Only the last record counts: start a new journal holding just it.
+            let tmp = self.dir.join("apply.journal.tmp");
+            let mut f = File::create(&tmp)?;
+            f.write_all(&rec)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, self.dir.join("apply.journal"))?;
+            File::open(&self.dir)?.sync_all()?;
+            self.journal = OpenOptions::new()
+                .append(true)
+                .open(self.dir.join("apply.journal"))?;
+            self.journal_len = JOURNAL_RECORD as u64;
+            return Ok(());
         }
+        self.journal.write_all(&rec)?;
+        self.journal_len += JOURNAL_RECORD as u64;
         Ok(())
     }
 
@@ -179,15 +266,18 @@ impl StateMachine {
     }
 }
 
-/// Builds the (metadata-only) snapshot.
+/// Builds a snapshot: the applied point and the commitlog end there.
 pub struct SnapshotBuilder {
     meta: SnapshotMeta<NodeId, BasicNode>,
+    commitlog_end: i64,
+    dir: PathBuf,
     current: CurrentSnapshot,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let data = snapshot_meta_to_json(&self.meta);
+        let data = snapshot_data(self.commitlog_end);
+        write_snapshot_file(&self.dir, &self.meta, &data).map_err(sm_err)?;
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((self.meta.clone(), data.clone()));
         Ok(Snapshot {
@@ -248,8 +338,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        // The log is purged up to the snapshot: the journal must say what was applied first.
+        if let Err(e) = self.journal.sync_data() {
+            tracing::warn!(error = %e, "syncing the apply journal");
+        }
         SnapshotBuilder {
             meta: self.meta(),
+            commitlog_end: self.applier.log_end(),
+            dir: self.dir.clone(),
             current: Arc::clone(&self.snapshot),
         }
     }
@@ -263,15 +359,38 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta<NodeId, BasicNode>,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
-        // The data is the metadata itself; a real divergence would show here.
-        if !snapshot.get_ref().is_empty() {
-            snapshot_meta_from_json(snapshot.get_ref()).map_err(sm_err)?;
+        let end = snapshot_end(snapshot.get_ref()).map_err(sm_err)?;
+        let mine = self.applier.log_end();
+        if mine > end {
+            return Err(sm_err(format!(
+                "snapshot {} stands for a commitlog ending at {end}, but this node's ends at {mine}",
+                meta.snapshot_id
+            )));
+        }
+        let copied = match &self.source {
+            Some(src) => super::catch_up::copy_until(&*self.applier, &**src, end).await,
+            None if self.applier.log_end() >= end => Ok(()),
+            None => Err("no peer to copy the commitlog from".to_string()),
+        };
+        if let Err(e) = copied {
+            tracing::error!(snapshot = %meta.snapshot_id, "cannot install the DLedger snapshot: {e}");
+            return Err(sm_err(e));
+        }
+        if self.applier.log_end() != end {
+            return Err(sm_err(format!(
+                "copied the commitlog to {} but snapshot {} ends at {end} (is mappedFileSizeCommitLog the same on every node?)",
+                self.applier.log_end(),
+                meta.snapshot_id
+            )));
         }
         self.applied = meta.last_log_id;
         self.previous_membership = std::mem::take(&mut self.membership);
         self.membership = meta.last_membership.clone();
         self.save_membership().map_err(sm_err)?;
         self.journal().map_err(sm_err)?;
+        self.journal.sync_data().map_err(sm_err)?;
+        write_snapshot_file(&self.dir, meta, snapshot.get_ref()).map_err(sm_err)?;
+        tracing::info!(snapshot = %meta.snapshot_id, commitlog_end = end, "DLedger snapshot installed");
         *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((meta.clone(), snapshot.into_inner()));
         Ok(())

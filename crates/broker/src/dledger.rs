@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use ferrocket_protocol::message::{decode, peek_total_size, StoredMessage};
+use ferrocket_protocol::message::StoredMessage;
 use ferrocket_replication::dledger::{Applier, DLedger, DLedgerConfig, ProposeError, Role};
 use ferrocket_store::{MessageStore, PutResult, PutStatus};
 use futures::future::BoxFuture;
@@ -27,31 +27,10 @@ struct StoreApplier(Arc<MessageStore>);
 
 impl Applier for StoreApplier {
     fn apply(&self, records: Bytes) -> BoxFuture<'static, PutResult> {
-        let mut msgs = Vec::new();
-        let mut pos = 0;
-        while pos < records.len() {
-            let Some((size, _)) = peek_total_size(&records[pos..]) else {
-                break;
-            };
-            let end = pos + size.max(0) as usize;
-            match records.get(pos..end).map(decode) {
-                Some(Ok(m)) => msgs.push(m),
-                _ => break,
-            }
-            pos = end;
-        }
-        if msgs.is_empty() || pos != records.len() {
-            // Only a bug could propose this; refuse it the same way on every node.
-            tracing::error!(bytes = records.len(), "undecodable DLedger entry skipped");
-            return Box::pin(async {
-                PutResult {
-                    status: PutStatus::MessageIllegal,
-                    append: None,
-                }
-            });
-        }
-        let fut = self.0.put_messages(msgs);
-        Box::pin(fut)
+        // The leader's encoding, stamped with offsets and store time but not decoded and
+        // encoded again; a malformed send (only a bug could propose one) is refused the same
+        // way on every node.
+        Box::pin(self.0.put_records(&records))
     }
 
     fn log_end(&self) -> i64 {
@@ -121,6 +100,12 @@ pub async fn put(b: &Broker, d: &DLedgerState, msgs: Vec<StoredMessage>) -> PutR
     };
     if !d.node.role().leader_ready {
         return failed(PutStatus::ServiceNotAvailable);
+    }
+    // Every node stores the leader's bytes (as RocketMQ's DLedger commitlog does), so they
+    // carry the leader's store host.
+    let mut msgs = msgs;
+    for m in &mut msgs {
+        m.store_host = b.store.config().store_host;
     }
     let data = match records(&msgs) {
         Ok(d) => d,

@@ -4,8 +4,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ferrocket_protocol::message::{
-    decode_view, encode_offset_msg_id, names, store_timestamp_pos, sysflag, StoredMessage,
-    MAX_PROPERTIES_LEN, PHYSICAL_OFFSET_POS, QUEUE_OFFSET_POS,
+    decode_view, encode_offset_msg_id, names, store_timestamp_pos, sysflag, Properties,
+    StoredMessage, MAX_PROPERTIES_LEN, PHYSICAL_OFFSET_POS, QUEUE_OFFSET_POS,
 };
 
 use super::{Inner, MessageStore, Writer};
@@ -57,11 +57,71 @@ impl MessageStore {
                 return PutFuture::ready(PutResult::failed(PutStatus::MessageIllegal));
             }
         }
+        let tx_type = sysflag::transaction_type(msgs[0].sys_flag);
+        self.append_encoded(&topic, queue_id, tx_type, wait, buf, &starts)
+    }
+
+    /// Appends records already in the commitlog format, all of one topic and queue (one send),
+    /// as a DLedger node applies a committed entry: each is checked and stamped with its queue
+    /// offset, physical offset and store timestamp, but not decoded and encoded again. Store
+    /// host, born host and body CRC stay as encoded (the leader's, as in RocketMQ's DLedger
+    /// commitlog, where every node holds the leader's bytes).
+    pub fn put_records(&self, records: &[u8]) -> PutFuture {
+        let inner = &self.inner;
+        if inner.stopped.load(Ordering::Acquire) {
+            return PutFuture::ready(PutResult::failed(PutStatus::ServiceNotAvailable));
+        }
+        if inner.disk_full.load(Ordering::Acquire) {
+            return PutFuture::ready(PutResult::failed(PutStatus::DiskFull));
+        }
+        let illegal = || PutFuture::ready(PutResult::failed(PutStatus::MessageIllegal));
+        let mut starts = Vec::new();
+        let mut head: Option<(String, i32, i32, bool)> = None;
+        let mut pos = 0;
+        while pos < records.len() {
+            let Ok(v) = decode_view(&records[pos..], false) else {
+                return illegal();
+            };
+            if v.topic.is_empty() || v.body.len() > inner.config.max_message_size {
+                return illegal();
+            }
+            if v.properties.len() > MAX_PROPERTIES_LEN {
+                return PutFuture::ready(PutResult::failed(PutStatus::PropertiesSizeExceeded));
+            }
+            match &head {
+                None => {
+                    let wait =
+                        Properties::lookup(v.properties, names::WAIT_STORE_MSG_OK) != Some("false");
+                    head = Some((v.topic.to_owned(), v.queue_id, v.sys_flag, wait));
+                }
+                Some((t, q, _, _)) if t != v.topic || *q != v.queue_id => return illegal(),
+                Some(_) => {}
+            }
+            starts.push(pos);
+            pos += v.total_size as usize;
+        }
+        let Some((topic, queue_id, sys_flag, wait)) = head else {
+            return illegal();
+        };
+        let tx_type = sysflag::transaction_type(sys_flag);
+        self.append_encoded(&topic, queue_id, tx_type, wait, records.to_vec(), &starts)
+    }
+
+    /// Appends encoded records (`starts` within `buf`) and resolves when the flush policy says.
+    fn append_encoded(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        tx_type: i32,
+        wait: bool,
+        mut buf: Vec<u8>,
+        starts: &[usize],
+    ) -> PutFuture {
+        let inner = &self.inner;
         if buf.len() + crate::commitlog::BLANK_LEN > inner.commitlog.file_size() {
             return PutFuture::ready(PutResult::failed(PutStatus::MessageIllegal));
         }
-        let tx_type = sysflag::transaction_type(msgs[0].sys_flag);
-        let append = match inner.append(&topic, queue_id, tx_type, &mut buf, &starts) {
+        let append = match inner.append(topic, queue_id, tx_type, &mut buf, starts) {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(error = %e, "append failed");

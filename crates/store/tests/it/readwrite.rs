@@ -277,3 +277,59 @@ fn prefault_ahead_stops_at_the_segment_end_and_keeps_contents() {
         .collect();
     assert_eq!(read, bodies);
 }
+
+/// Records already encoded (a DLedger node applying the leader's bytes) are stamped with queue
+/// and physical offsets and store time, keep the host they were encoded with, and are indexed
+/// like any append; malformed input and mixed queues are refused.
+#[test]
+fn encoded_records_are_stamped_not_reencoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MessageStore::open(small_config(dir.path())).unwrap();
+    store
+        .put_message(msg("R", 2, b"ordinary", Some("T"), &[]))
+        .wait();
+    let leader: std::net::SocketAddr = "10.0.0.9:10911".parse().unwrap();
+    let mut records = Vec::new();
+    for i in 0..3u8 {
+        let mut m = msg("R", 2, &[i; 40], Some("T"), &["k1"]);
+        m.store_host = leader;
+        m.encode(&mut records).unwrap();
+    }
+    let r = store.put_records(&records).wait();
+    assert_eq!(r.status, PutStatus::PutOk);
+    let a = r.append.unwrap();
+    assert_eq!((a.logics_offset, a.msg_num), (1, 3));
+    let all = read_all(&store, "R", 2);
+    assert_eq!(all.len(), 4);
+    let mut phys = a.wrote_offset;
+    for (k, m) in all[1..].iter().enumerate() {
+        assert_eq!(m.queue_offset, k as i64 + 1);
+        assert_eq!(m.physical_offset, phys);
+        assert_eq!(m.store_host, leader);
+        assert_eq!(m.store_timestamp, a.store_timestamp);
+        assert_eq!(&m.body[..], &[k as u8; 40]);
+        phys += m.to_bytes().unwrap().len() as i64;
+    }
+    assert_eq!(
+        store
+            .query_message("R", "k1", 10, 0, i64::MAX)
+            .messages
+            .len(),
+        3,
+        "keys indexed"
+    );
+    let mut mixed = Vec::new();
+    msg("R", 2, b"a", None, &[]).encode(&mut mixed).unwrap();
+    msg("R", 3, b"b", None, &[]).encode(&mut mixed).unwrap();
+    for bad in [&mixed[..], &records[..records.len() - 1], b"not a record"] {
+        assert_eq!(
+            store.put_records(bad).wait().status,
+            PutStatus::MessageIllegal
+        );
+    }
+    assert_eq!(
+        read_all(&store, "R", 2).len(),
+        4,
+        "nothing refused was stored"
+    );
+}

@@ -291,23 +291,7 @@ fn the_whole_group_restarted_elects_again_and_keeps_its_messages() {
     // The old leader comes back with its own vote; whoever leads, it must become ready.
     let leader = g.leader(Duration::from_secs(30));
     let mut c = RawClient::connect(&g.nodes[leader].addr()).unwrap();
-    let req = crate::util::send_req(
-        TOPIC,
-        0,
-        b"after",
-        None,
-        true,
-        ferrocket_protocol::SerializeType::Json,
-    );
-    let t = Instant::now();
-    loop {
-        let r = c.call(req.clone()).unwrap();
-        if r.code == 0 {
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "{:?}", r.remark);
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    send_until_ok(&mut c, 0, b"after", Duration::from_secs(20));
     let bodies = all_bodies(&g.messages_on(leader));
     assert_eq!(bodies.len(), 11, "{bodies:?}");
     assert!(bodies.contains(&"after".to_string()));
@@ -354,7 +338,7 @@ fn a_follower_catches_up_on_messages_near_the_size_limit() {
 }
 
 /// Bytes of a node's Raft log segments.
-fn raft_log_bytes(n: &ferrocket_testkit::dledger::Node) -> u64 {
+fn raft_log_bytes(n: &Node) -> u64 {
     std::fs::read_dir(n.store.join("dledger"))
         .map(|d| {
             d.filter_map(Result::ok)
@@ -366,29 +350,34 @@ fn raft_log_bytes(n: &ferrocket_testkit::dledger::Node) -> u64 {
         .unwrap_or(0)
 }
 
-/// Sends `n` messages of 20 KB to `c`, retrying each for up to 10 s while the node is not
-/// (yet) a ready leader.
+/// Sends one message to queue `q` through `c`, retrying for up to `within` while the node is
+/// not (yet) the ready leader.
+fn send_until_ok(c: &mut RawClient, q: i32, body: &[u8], within: Duration) {
+    let req = crate::util::send_req(
+        TOPIC,
+        q,
+        body,
+        None,
+        true,
+        ferrocket_protocol::SerializeType::Json,
+    );
+    let t = Instant::now();
+    loop {
+        let r = c.call(req.clone()).unwrap();
+        if r.code == 0 {
+            return;
+        }
+        assert!(t.elapsed() < within, "{:?}", r.remark);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sends `n` messages of 20 KB through `c`.
 fn send_big(c: &mut RawClient, prefix: &str, n: usize) {
     for i in 0..n {
         let mut body = format!("{prefix}-{i}-").into_bytes();
         body.resize(20_000, b'z');
-        let req = crate::util::send_req(
-            TOPIC,
-            (i % 4) as i32,
-            &body,
-            None,
-            true,
-            ferrocket_protocol::SerializeType::Json,
-        );
-        let t = Instant::now();
-        loop {
-            let r = c.call(req.clone()).unwrap();
-            if r.code == 0 {
-                break;
-            }
-            assert!(t.elapsed() < Duration::from_secs(10), "{:?}", r.remark);
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        send_until_ok(c, (i % 4) as i32, &body, Duration::from_secs(10));
     }
 }
 

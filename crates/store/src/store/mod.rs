@@ -270,21 +270,13 @@ impl MessageStore {
 impl MessageStore {
     /// Wakes every background thread (`stopped` must already be set) and waits for them all.
     fn join_threads(&self) {
-        {
-            let _g = self
-                .inner
-                .stop_lock
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            self.inner.stop_cv.notify_all();
-        }
-        {
-            let _g = self
-                .inner
-                .flush_lock
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            self.inner.flush_cv.notify_all();
+        // Notified under their locks: a thread between its last check and its wait cannot miss it.
+        for (lock, cv) in [
+            (&self.inner.stop_lock, &self.inner.stop_cv),
+            (&self.inner.flush_lock, &self.inner.flush_cv),
+        ] {
+            let _g = lock.lock().unwrap_or_else(|e| e.into_inner());
+            cv.notify_all();
         }
         self.inner.flushed.wake_reaper();
         self.inner.confirmed.wake_reaper();

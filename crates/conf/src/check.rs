@@ -103,6 +103,17 @@ fn rule(settings: &BTreeMap<String, Setting>, key: &str, message: String) -> Con
 pub fn broker_rules(settings: &BTreeMap<String, Setting>) -> Result<Vec<String>, ConfError> {
     let get = |k: &str| settings.get(k).map(|s| s.value.as_str());
     let mut warnings = Vec::new();
+    // Fail closed: a conf that asks for access control must not get a broker open to all.
+    if get("aclEnable").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
+        return Err(rule(
+            settings,
+            "aclEnable",
+            "is true, but Ferrocket does not implement ACL yet: refusing to start a broker that \
+             would accept every client; set aclEnable=false (or remove it) to run without access \
+             control"
+                .to_string(),
+        ));
+    }
     let dledger = get("enableDLegerCommitLog") == Some("true");
     let role = get("brokerRole").unwrap_or("ASYNC_MASTER");
     let id: i64 = get("brokerId").and_then(|v| v.parse().ok()).unwrap_or(0);

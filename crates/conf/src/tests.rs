@@ -119,6 +119,16 @@ fn role_and_id_rules() {
 }
 
 #[test]
+fn acl_asked_for_is_refused_not_ignored() {
+    let e = err("acl.conf", "brokerName=b\naclEnable=true\n");
+    assert!(
+        e.contains("acl.conf:2: `aclEnable` is true, but Ferrocket does not implement ACL"),
+        "{e}"
+    );
+    assert!(load_broker("open.conf", "aclEnable=false\n").is_ok());
+}
+
+#[test]
 fn dledger_rules() {
     let base = "enableDLegerCommitLog=true\ndLegerGroup=g\n";
     let e = err("d1.conf", &format!("{base}dLegerSelfId=n0\n"));

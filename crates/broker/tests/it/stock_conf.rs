@@ -229,3 +229,24 @@ fn unknown_keys_and_bad_values_stop_startup_with_file_and_line() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("expected one of ASYNC_MASTER, SYNC_MASTER, SLAVE"));
 }
+
+/// A conf that turns on ACL (not implemented) stops startup instead of running a broker open to
+/// every client; `--check` says so with file, line and key.
+#[test]
+fn acl_enabled_fails_closed() {
+    let dir = TempDir::new("aclconf");
+    let conf = dir.path().join("broker.conf");
+    std::fs::write(&conf, "brokerName=a\naclEnable=true\n").unwrap();
+    for flags in [&["--check"][..], &[][..]] {
+        let out = mqbroker_conf(&conf, flags);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "{}:2: `aclEnable` is true, but Ferrocket does not implement ACL yet",
+                conf.display()
+            )),
+            "{err}"
+        );
+    }
+}

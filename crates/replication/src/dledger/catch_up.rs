@@ -33,7 +33,7 @@ pub trait CommitlogSource: Send + Sync + 'static {
 }
 
 /// How long an install keeps trying to reach a member holding the bytes it lacks.
-const FETCH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+pub const FETCH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Most bytes one `ReadCommitlog` answer carries.
 pub const READ_CHUNK_BYTES: usize = 4 << 20;

@@ -202,6 +202,10 @@ impl DLedger {
             // Snapshots are taken by size (see `compaction`), not by entry count.
             snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: compaction::ENTRIES_KEPT,
+            // The last chunk of a snapshot is answered once the follower has copied the
+            // commitlog it lacks (possibly GBs): at openraft's 200 ms the leader would time out
+            // and resend it over and over while the copy runs.
+            install_snapshot_timeout: catch_up::FETCH_PATIENCE.as_millis() as u64 + 10_000,
             max_payload_entries: 512,
             ..Config::default()
         }

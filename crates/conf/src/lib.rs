@@ -215,6 +215,13 @@ pub fn load(
                     key: key.clone(),
                 });
             }
+            // Java's Boolean.parseBoolean takes TRUE and True for true: so do we (other
+            // spellings, which Java silently reads as false, are refused by the check below).
+            if matches!(registry::default_of(kind, key), Some("true" | "false"))
+                && (s.value.eq_ignore_ascii_case("true") || s.value.eq_ignore_ascii_case("false"))
+            {
+                s.value = s.value.to_ascii_lowercase();
+            }
             check::value(kind, key, s)?;
             if !implemented.contains(&key.as_str()) {
                 warnings.push(format!(

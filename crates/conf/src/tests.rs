@@ -84,6 +84,14 @@ fn malformed_values_name_what_is_accepted() {
     );
     let e = err("bool.conf", "autoCreateTopicEnable=yes\n");
     assert!(e.contains("expected true or false"), "{e}");
+    // As Java reads them: any case of true and false.
+    let l = load_broker(
+        "bool2.conf",
+        "autoCreateTopicEnable=FALSE\nslaveReadEnable=True\n",
+    )
+    .unwrap();
+    assert_eq!(l.settings["autoCreateTopicEnable"].value, "false");
+    assert_eq!(l.settings["slaveReadEnable"].value, "true");
 }
 
 #[test]

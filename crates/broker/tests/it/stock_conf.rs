@@ -250,3 +250,32 @@ fn acl_enabled_fails_closed() {
         );
     }
 }
+
+/// Booleans in any case, as Java's `Boolean.parseBoolean` reads them: a conf with `TRUE`
+/// starts and takes effect.
+#[test]
+fn booleans_in_upper_case_are_read_as_java_reads_them() {
+    let dir = TempDir::new("boolconf");
+    let conf = dir.path().join("broker.conf");
+    std::fs::write(
+        &conf,
+        "brokerName=a\nautoCreateTopicEnable=FALSE\nslaveReadEnable=True\n",
+    )
+    .unwrap();
+    let out = mqbroker_conf(&conf, &["-p"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    for line in ["autoCreateTopicEnable=false", "slaveReadEnable=true"] {
+        assert!(
+            printed
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(line)),
+            "{line} not in:\n{printed}"
+        );
+    }
+}

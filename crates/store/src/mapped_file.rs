@@ -5,6 +5,8 @@
 //! see bytes below the write position, which is published with release ordering after the copy.
 
 use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -19,6 +21,11 @@ pub struct MappedFile {
     path: PathBuf,
     from: i64,
     size: usize,
+    file: File,
+    /// Appends go through `pwrite` and durability through `fdatasync` (a segment whose blocks
+    /// were written beforehand, see [`MappedFileQueue::prepare_next`]); otherwise `memcpy`
+    /// into the mapping and `msync`.
+    pwrite: bool,
     mmap: MmapMut,
     ptr: *mut u8,
     wrote: AtomicUsize,
@@ -88,6 +95,8 @@ impl MappedFile {
             path,
             from,
             size,
+            file,
+            pwrite: false,
             mmap,
             ptr,
             wrote: AtomicUsize::new(0),
@@ -135,8 +144,10 @@ impl MappedFile {
         if data.len() > self.size - pos {
             return false;
         }
-        // SAFETY: [pos, pos+len) is inside the mapping and not yet visible to readers.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(pos), data.len()) };
+        if !self.pwrite || self.file.write_all_at(data, pos as u64).is_err() {
+            // SAFETY: [pos, pos+len) is inside the mapping and not yet visible to readers.
+            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(pos), data.len()) };
+        }
         self.wrote.store(pos + data.len(), Ordering::Release);
         true
     }
@@ -171,6 +182,10 @@ impl MappedFile {
     /// False when the kernel does not support it; other failures are retried on the next call.
     pub fn prefault_ahead(&self, ahead: usize) -> bool {
         const CHUNK: usize = 1 << 20;
+        if self.pwrite {
+            // Written through the page cache, whose pages the preparer already holds.
+            return true;
+        }
         let target = (self.wrote() + ahead).min(self.size);
         let mut done = self
             .prefaulted
@@ -194,7 +209,10 @@ impl MappedFile {
     pub fn flush(&self) -> Result<usize, StoreError> {
         let wrote = self.wrote();
         let flushed = self.flushed();
-        if wrote > flushed {
+        if wrote > flushed && self.pwrite {
+            self.file.sync_data().at(&self.path)?;
+            self.flushed.fetch_max(wrote, Ordering::AcqRel);
+        } else if wrote > flushed {
             self.mmap
                 .flush_range(flushed, wrote - flushed)
                 .at(&self.path)?;
@@ -290,6 +308,8 @@ pub struct MappedFileQueue {
     dir: PathBuf,
     file_size: usize,
     files: RwLock<Vec<Arc<MappedFile>>>,
+    /// New files are taken from ones written ahead with zeros (SYNC_FLUSH commitlog).
+    prewrite: std::sync::atomic::AtomicBool,
 }
 
 impl MappedFileQueue {
@@ -329,6 +349,7 @@ impl MappedFileQueue {
             dir: dir.to_path_buf(),
             file_size,
             files: RwLock::new(files),
+            prewrite: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -384,9 +405,63 @@ impl MappedFileQueue {
                 )));
             }
         }
-        let f = Arc::new(MappedFile::open(&self.dir, from, self.file_size)?);
+        let warm = self.warm_path(from);
+        let prewritten = self.prewrite.load(Ordering::Acquire)
+            && fs::metadata(&warm).is_ok_and(|m| m.len() == self.file_size as u64)
+            && fs::rename(&warm, self.dir.join(file_name(from))).is_ok();
+        let mut f = MappedFile::open(&self.dir, from, self.file_size)?;
+        f.pwrite = prewritten;
+        let f = Arc::new(f);
         files.push(Arc::clone(&f));
         Ok(f)
+    }
+
+    fn warm_path(&self, from: i64) -> PathBuf {
+        self.dir.join(format!("{}.warm", file_name(from)))
+    }
+
+    /// Makes new files come from files written ahead with zeros by [`prepare_next`]
+    /// (SYNC_FLUSH: `fdatasync` after `pwrite` into blocks already written takes about half
+    /// the time of `msync` of a fresh mapping on ext4).
+    ///
+    /// [`prepare_next`]: Self::prepare_next
+    pub fn set_prewrite(&self, on: bool) {
+        self.prewrite.store(on, Ordering::Release);
+    }
+
+    /// Writes the file that will follow the last one with zeros, under a name loading ignores
+    /// (`<start>.warm`), unless it is there already. Run off the append path.
+    pub fn prepare_next(&self) -> Result<(), StoreError> {
+        if !self.prewrite.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let Some(last) = self.last() else {
+            return Ok(());
+        };
+        let next = last.from() + self.file_size as i64;
+        let warm = self.warm_path(next);
+        if warm.exists() {
+            return Ok(());
+        }
+        // Files prepared for starts that will not come (after a truncation) go.
+        for e in fs::read_dir(&self.dir).at(&self.dir)?.flatten() {
+            let name = e.file_name();
+            if name.to_string_lossy().ends_with(".warm") && e.path() != warm {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        let tmp = self.dir.join(format!("{}.warm.tmp", file_name(next)));
+        let mut f = File::create(&tmp).at(&tmp)?;
+        let zeros = vec![0u8; 1 << 20];
+        let mut left = self.file_size;
+        while left > 0 {
+            let n = left.min(zeros.len());
+            f.write_all(&zeros[..n]).at(&tmp)?;
+            left -= n;
+        }
+        f.sync_data().at(&tmp)?;
+        fs::rename(&tmp, &warm).at(&warm)?;
+        Ok(())
     }
 
     /// Offset of the first byte still stored (start of the first file), 0 when empty.

@@ -124,10 +124,14 @@ pub(super) fn run_queue_flusher(inner: &Inner) {
     }
 }
 
-/// Keeps pages ahead of the commitlog write position faulted in (off the append path).
+/// Keeps pages ahead of the commitlog write position faulted in (off the append path), and
+/// under SYNC_FLUSH the next segment written ahead.
 pub(super) fn run_prefaulter(inner: &Inner) {
     const AHEAD: usize = 8 << 20;
     loop {
+        if let Err(e) = inner.commitlog.files().prepare_next() {
+            tracing::warn!(error = %e, "writing the next commitlog segment ahead");
+        }
         if let Some(f) = inner.commitlog.files().last() {
             if !f.prefault_ahead(AHEAD) {
                 tracing::debug!("MADV_POPULATE_WRITE unsupported; appends fault pages themselves");

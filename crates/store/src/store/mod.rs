@@ -110,6 +110,9 @@ impl MessageStore {
             &config.commit_log_dir(),
             config.mapped_file_size_commit_log as usize,
         )?;
+        commitlog
+            .files()
+            .set_prewrite(config.flush_disk_type == crate::config::FlushDiskType::SyncFlush);
         let queues = recover::load_queues(&config)?;
         let index = if config.message_index_enable {
             Some(IndexService::load(

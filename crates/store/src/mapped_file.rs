@@ -443,25 +443,33 @@ impl MappedFileQueue {
         if warm.exists() {
             return Ok(());
         }
-        // Files prepared for starts that will not come (after a truncation) go.
+        // Files prepared for starts that will not come (after a truncation) go, and so do
+        // partial ones a crash left.
         for e in fs::read_dir(&self.dir).at(&self.dir)?.flatten() {
             let name = e.file_name();
-            if name.to_string_lossy().ends_with(".warm") && e.path() != warm {
+            let name = name.to_string_lossy();
+            if name.ends_with(".warm") || name.ends_with(".warm.tmp") {
                 let _ = fs::remove_file(e.path());
             }
         }
         let tmp = self.dir.join(format!("{}.warm.tmp", file_name(next)));
-        let mut f = File::create(&tmp).at(&tmp)?;
-        let zeros = vec![0u8; 1 << 20];
-        let mut left = self.file_size;
-        while left > 0 {
-            let n = left.min(zeros.len());
-            f.write_all(&zeros[..n]).at(&tmp)?;
-            left -= n;
+        let written = (|| -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            let zeros = vec![0u8; 1 << 20];
+            let mut left = self.file_size;
+            while left > 0 {
+                let n = left.min(zeros.len());
+                f.write_all(&zeros[..n])?;
+                left -= n;
+            }
+            f.sync_data()?;
+            fs::rename(&tmp, &warm)
+        })();
+        if written.is_err() {
+            // A partial file must not hold disk space a full disk needs.
+            let _ = fs::remove_file(&tmp);
         }
-        f.sync_data().at(&tmp)?;
-        fs::rename(&tmp, &warm).at(&warm)?;
-        Ok(())
+        written.at(&warm)
     }
 
     /// Offset of the first byte still stored (start of the first file), 0 when empty.

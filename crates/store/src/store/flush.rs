@@ -128,9 +128,18 @@ pub(super) fn run_queue_flusher(inner: &Inner) {
 /// under SYNC_FLUSH the next segment written ahead.
 pub(super) fn run_prefaulter(inner: &Inner) {
     const AHEAD: usize = 8 << 20;
+    // After a failure (a full disk, say) the next try waits, so it is not retried every 5 ms.
+    const RETRY_AFTER: Duration = Duration::from_secs(10);
+    let mut failed_at: Option<Instant> = None;
     loop {
-        if let Err(e) = inner.commitlog.files().prepare_next() {
-            tracing::warn!(error = %e, "writing the next commitlog segment ahead");
+        if failed_at.is_none_or(|t| t.elapsed() >= RETRY_AFTER) {
+            match inner.commitlog.files().prepare_next() {
+                Ok(()) => failed_at = None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "writing the next commitlog segment ahead; retrying in 10 s");
+                    failed_at = Some(Instant::now());
+                }
+            }
         }
         if let Some(f) = inner.commitlog.files().last() {
             if !f.prefault_ahead(AHEAD) {

@@ -196,3 +196,29 @@ fn sync_flush_segments_written_ahead_hold_their_appends() {
         .collect();
     assert_eq!(got, bodies, "after a reopen");
 }
+
+/// When the segment cannot be written ahead (here a directory squats on its temporary name; a
+/// full disk does the same), appends go on into an ordinary segment.
+#[test]
+fn a_segment_not_written_ahead_falls_back_to_an_ordinary_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = sync_config(dir.path());
+    let cl_dir = cfg.commit_log_dir();
+    std::fs::create_dir_all(cl_dir.join("00000000000000065536.warm.tmp")).unwrap();
+    let store = MessageStore::open(cfg).unwrap();
+    let mut bodies = Vec::new();
+    for i in 0..150 {
+        let b = format!("m{i}-{}", "y".repeat(900));
+        let r = store
+            .put_message(msg("F", 0, b.as_bytes(), None, &[]))
+            .wait();
+        assert_eq!(r.status, PutStatus::PutOk);
+        bodies.push(b);
+    }
+    assert_eq!(warm_file(&cl_dir), None);
+    let got: Vec<String> = crate::common::read_all(&store, "F", 0)
+        .iter()
+        .map(|m| String::from_utf8(m.body.to_vec()).unwrap())
+        .collect();
+    assert_eq!(got, bodies);
+}

@@ -28,11 +28,8 @@ impl MessageStore {
     /// they land in one segment with consecutive queue offsets.
     pub fn put_messages(&self, mut msgs: Vec<StoredMessage>) -> PutFuture {
         let inner = &self.inner;
-        if inner.stopped.load(Ordering::Acquire) {
-            return PutFuture::ready(PutResult::failed(PutStatus::ServiceNotAvailable));
-        }
-        if inner.disk_full.load(Ordering::Acquire) {
-            return PutFuture::ready(PutResult::failed(PutStatus::DiskFull));
+        if let Some(refused) = self.refusal() {
+            return refused;
         }
         let Some(first) = msgs.first() else {
             return PutFuture::ready(PutResult::failed(PutStatus::MessageIllegal));
@@ -68,11 +65,8 @@ impl MessageStore {
     /// commitlog, where every node holds the leader's bytes).
     pub fn put_records(&self, records: &[u8]) -> PutFuture {
         let inner = &self.inner;
-        if inner.stopped.load(Ordering::Acquire) {
-            return PutFuture::ready(PutResult::failed(PutStatus::ServiceNotAvailable));
-        }
-        if inner.disk_full.load(Ordering::Acquire) {
-            return PutFuture::ready(PutResult::failed(PutStatus::DiskFull));
+        if let Some(refused) = self.refusal() {
+            return refused;
         }
         let illegal = || PutFuture::ready(PutResult::failed(PutStatus::MessageIllegal));
         let mut starts = Vec::new();
@@ -105,6 +99,18 @@ impl MessageStore {
         };
         let tx_type = sysflag::transaction_type(sys_flag);
         self.append_encoded(&topic, queue_id, tx_type, wait, records.to_vec(), &starts)
+    }
+
+    /// The answer to any put while the store is stopping or its disk is full.
+    fn refusal(&self) -> Option<PutFuture> {
+        let status = if self.inner.stopped.load(Ordering::Acquire) {
+            PutStatus::ServiceNotAvailable
+        } else if self.inner.disk_full.load(Ordering::Acquire) {
+            PutStatus::DiskFull
+        } else {
+            return None;
+        };
+        Some(PutFuture::ready(PutResult::failed(status)))
     }
 
     /// Appends encoded records (`starts` within `buf`) and resolves when the flush policy says.

@@ -137,6 +137,23 @@ fn warm_file(dir: &std::path::Path) -> Option<String> {
         .find(|n| n.ends_with(".warm"))
 }
 
+/// Appends `body` to (`topic`, `qid`), expects PUT_OK, and records it in `sent`.
+fn put_ok(store: &MessageStore, topic: &str, qid: i32, body: String, sent: &mut Vec<String>) {
+    let r = store
+        .put_message(msg(topic, qid, body.as_bytes(), None, &[]))
+        .wait();
+    assert_eq!(r.status, PutStatus::PutOk);
+    sent.push(body);
+}
+
+/// The bodies of (`topic`, `qid`) in queue order, as text.
+fn bodies(store: &MessageStore, topic: &str, qid: i32) -> Vec<String> {
+    crate::common::read_all(store, topic, qid)
+        .iter()
+        .map(|m| String::from_utf8(m.body.to_vec()).unwrap())
+        .collect()
+}
+
 /// SYNC_FLUSH takes each new commitlog segment from a file written ahead with zeros (appends then
 /// go by `pwrite`, durability by `fdatasync`): the next one is prepared under a name loading
 /// ignores, and appends across several such segments read back, before and after a reopen.
@@ -145,18 +162,14 @@ fn sync_flush_segments_written_ahead_hold_their_appends() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = sync_config(dir.path());
     let cl_dir = cfg.commit_log_dir();
-    let mut bodies = Vec::new();
+    let mut sent = Vec::new();
     {
         let store = MessageStore::open(cfg.clone()).unwrap();
         for seg in 0..4 {
             // The next segment is written ahead within moments of the current one's creation.
             let t = std::time::Instant::now();
             loop {
-                let r = store
-                    .put_message(msg("W", 1, format!("probe-{seg}").as_bytes(), None, &[]))
-                    .wait();
-                assert_eq!(r.status, PutStatus::PutOk);
-                bodies.push(format!("probe-{seg}"));
+                put_ok(&store, "W", 1, format!("probe-{seg}"), &mut sent);
                 if warm_file(&cl_dir).is_some() {
                     break;
                 }
@@ -169,18 +182,10 @@ fn sync_flush_segments_written_ahead_hold_their_appends() {
             // Fill past the current segment (64 KiB) so the next append takes the warm file.
             for i in 0..80 {
                 let b = format!("s{seg}-m{i}-{}", "x".repeat(900));
-                let r = store
-                    .put_message(msg("W", 1, b.as_bytes(), None, &[]))
-                    .wait();
-                assert_eq!(r.status, PutStatus::PutOk);
-                bodies.push(b);
+                put_ok(&store, "W", 1, b, &mut sent);
             }
         }
-        let got: Vec<String> = crate::common::read_all(&store, "W", 1)
-            .iter()
-            .map(|m| String::from_utf8(m.body.to_vec()).unwrap())
-            .collect();
-        assert_eq!(got, bodies);
+        assert_eq!(bodies(&store, "W", 1), sent);
         store.shutdown().unwrap();
     }
     let segments = std::fs::read_dir(&cl_dir)
@@ -190,11 +195,7 @@ fn sync_flush_segments_written_ahead_hold_their_appends() {
         .count();
     assert!(segments >= 5, "{segments} segments");
     let store = MessageStore::open(cfg).unwrap();
-    let got: Vec<String> = crate::common::read_all(&store, "W", 1)
-        .iter()
-        .map(|m| String::from_utf8(m.body.to_vec()).unwrap())
-        .collect();
-    assert_eq!(got, bodies, "after a reopen");
+    assert_eq!(bodies(&store, "W", 1), sent, "after a reopen");
 }
 
 /// When the segment cannot be written ahead (here a directory squats on its temporary name; a
@@ -206,19 +207,16 @@ fn a_segment_not_written_ahead_falls_back_to_an_ordinary_one() {
     let cl_dir = cfg.commit_log_dir();
     std::fs::create_dir_all(cl_dir.join("00000000000000065536.warm.tmp")).unwrap();
     let store = MessageStore::open(cfg).unwrap();
-    let mut bodies = Vec::new();
+    let mut sent = Vec::new();
     for i in 0..150 {
-        let b = format!("m{i}-{}", "y".repeat(900));
-        let r = store
-            .put_message(msg("F", 0, b.as_bytes(), None, &[]))
-            .wait();
-        assert_eq!(r.status, PutStatus::PutOk);
-        bodies.push(b);
+        put_ok(
+            &store,
+            "F",
+            0,
+            format!("m{i}-{}", "y".repeat(900)),
+            &mut sent,
+        );
     }
     assert_eq!(warm_file(&cl_dir), None);
-    let got: Vec<String> = crate::common::read_all(&store, "F", 0)
-        .iter()
-        .map(|m| String::from_utf8(m.body.to_vec()).unwrap())
-        .collect();
-    assert_eq!(got, bodies);
+    assert_eq!(bodies(&store, "F", 0), sent);
 }

@@ -158,46 +158,39 @@ pub async fn copy_until(
             }
             return Ok(());
         }
-        let retry = match source.read(mine, end).await {
-            Ok(c) if !c.data.is_empty() => {
-                applier
-                    .append_raw(mine, &c.data)
-                    .map_err(|e| format!("appending a peer's commitlog at {mine}: {e}"))?;
-                copied += c.data.len() as i64;
-                false
-            }
-            // The peer's oldest segment starts past our end.
-            Ok(c) if c.min_offset > mine && c.max_offset >= end => {
+        let chunk = match source.read(mine, end).await {
+            // The peer's oldest segment starts past our end: only an empty store (a wiped
+            // node) may start there.
+            Ok(c) if c.data.is_empty() && c.min_offset > mine && c.max_offset >= end => {
                 if mine != 0 {
                     return Err(format!(
                         "this node's commitlog ends at {mine} but the group's oldest data starts at {}: stop this broker, remove its storePathRootDir and start it again to copy the group's commitlog",
                         c.min_offset
                     ));
                 }
-                let c = source.read(c.min_offset, end).await?;
-                if c.data.is_empty() {
-                    true
-                } else {
-                    applier
-                        .append_raw(c.min_offset, &c.data)
-                        .map_err(|e| format!("starting the commitlog at {}: {e}", c.min_offset))?;
-                    copied += c.data.len() as i64;
-                    false
-                }
+                source
+                    .read(c.min_offset, end)
+                    .await
+                    .map(|d| (c.min_offset, d))
             }
-            Ok(_) => true,
-            Err(e) => {
-                tracing::debug!(error = %e, "reading a peer's commitlog");
-                true
-            }
+            r => r.map(|c| (mine, c)),
         };
-        if retry {
-            if std::time::Instant::now() > deadline {
-                return Err(format!(
-                    "no peer served the commitlog from {mine} to {end} within {FETCH_PATIENCE:?}"
-                ));
+        match chunk {
+            Ok((at, c)) if !c.data.is_empty() => {
+                applier
+                    .append_raw(at, &c.data)
+                    .map_err(|e| format!("appending a peer's commitlog at {at}: {e}"))?;
+                copied += c.data.len() as i64;
+                continue;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "reading a peer's commitlog"),
         }
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "no peer served the commitlog from {mine} to {end} within {FETCH_PATIENCE:?}"
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }

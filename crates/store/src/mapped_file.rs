@@ -11,7 +11,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
@@ -28,7 +28,7 @@ pub struct MappedFile {
     /// Appends go through `pwrite` and durability through `fdatasync` (a segment whose blocks
     /// were written beforehand, see [`MappedFileQueue::prepare_next`]); otherwise `memcpy`
     /// into the mapping and `msync`.
-    pwrite: bool,
+    pwrite: AtomicBool,
     mmap: MmapMut,
     ptr: *mut u8,
     wrote: AtomicUsize,
@@ -99,7 +99,7 @@ impl MappedFile {
             from,
             size,
             file,
-            pwrite: false,
+            pwrite: AtomicBool::new(false),
             mmap,
             ptr,
             wrote: AtomicUsize::new(0),
@@ -147,7 +147,8 @@ impl MappedFile {
         if data.len() > self.size - pos {
             return false;
         }
-        if !self.pwrite || self.file.write_all_at(data, pos as u64).is_err() {
+        if !self.pwrite.load(Ordering::Relaxed) || self.file.write_all_at(data, pos as u64).is_err()
+        {
             // SAFETY: [pos, pos+len) is inside the mapping and not yet visible to readers.
             unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(pos), data.len()) };
         }
@@ -185,15 +186,31 @@ impl MappedFile {
     /// False when the kernel does not support it; other failures are retried on the next call.
     pub fn prefault_ahead(&self, ahead: usize) -> bool {
         const CHUNK: usize = 1 << 20;
-        if self.pwrite {
-            // Written through the page cache, whose pages the preparer already holds.
-            return true;
-        }
         let target = (self.wrote() + ahead).min(self.size);
         let mut done = self
             .prefaulted
             .load(Ordering::Acquire)
             .max(self.wrote() & !4095);
+        if self.pwrite.load(Ordering::Relaxed) {
+            // Written by `pwrite`: its blocks hold zeros on disk, so the pages only need to be
+            // in the page cache (after a restart they are not, and a partial-page `pwrite` into
+            // an uncached page waits for a disk read). Faulting them in for writing would dirty
+            // them and make every `fdatasync` write zeros ahead.
+            if done < target {
+                use std::os::fd::AsRawFd;
+                // SAFETY: advice on a descriptor we own; it only starts readahead.
+                unsafe {
+                    libc::posix_fadvise(
+                        self.file.as_raw_fd(),
+                        done as libc::off_t,
+                        (target - done) as libc::off_t,
+                        libc::POSIX_FADV_WILLNEED,
+                    )
+                };
+                self.prefaulted.store(target, Ordering::Release);
+            }
+            return true;
+        }
         while done < target {
             let len = CHUNK.min(self.size - done);
             if let Err(e) = self
@@ -212,7 +229,7 @@ impl MappedFile {
     pub fn flush(&self) -> Result<usize, StoreError> {
         let wrote = self.wrote();
         let flushed = self.flushed();
-        if wrote > flushed && self.pwrite {
+        if wrote > flushed && self.pwrite.load(Ordering::Relaxed) {
             self.file.sync_data().at(&self.path)?;
             self.flushed.fetch_max(wrote, Ordering::AcqRel);
         } else if wrote > flushed {
@@ -276,6 +293,22 @@ impl MappedFile {
     /// Flushes the whole mapping.
     pub fn flush_all(&self) -> Result<(), StoreError> {
         self.mmap.flush().at(&self.path)
+    }
+
+    /// Whether appends go by `pwrite` + `fdatasync` (a file written ahead) rather than through
+    /// the mapping and `msync`.
+    pub fn writes_by_pwrite(&self) -> bool {
+        self.pwrite.load(Ordering::Relaxed)
+    }
+
+    /// True when every block of the file is allocated (no hole before its end), as in a file
+    /// written ahead with zeros; a sparse file, or a system that cannot tell, gives false.
+    pub fn fully_allocated(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        // SAFETY: lseek on a descriptor we own; SEEK_HOLE only reports, it moves our offset,
+        // which nothing else uses (every read and write is positioned or mapped).
+        let hole = unsafe { libc::lseek(self.file.as_raw_fd(), 0, libc::SEEK_HOLE) };
+        hole >= 0 && hole as u64 >= self.size as u64
     }
 
     /// Last modification time of the file, Unix ms.
@@ -412,8 +445,8 @@ impl MappedFileQueue {
         let prewritten = self.prewrite.load(Ordering::Acquire)
             && fs::metadata(&warm).is_ok_and(|m| m.len() == self.file_size as u64)
             && fs::rename(&warm, self.dir.join(file_name(from))).is_ok();
-        let mut f = MappedFile::open(&self.dir, from, self.file_size)?;
-        f.pwrite = prewritten;
+        let f = MappedFile::open(&self.dir, from, self.file_size)?;
+        f.pwrite.store(prewritten, Ordering::Relaxed);
         let f = Arc::new(f);
         files.push(Arc::clone(&f));
         Ok(f)
@@ -428,8 +461,15 @@ impl MappedFileQueue {
     /// the time of `msync` of a fresh mapping on ext4).
     ///
     /// [`prepare_next`]: Self::prepare_next
+    ///
+    /// A last file that was written ahead before a restart (no hole in it) goes on being
+    /// written by `pwrite`.
     pub fn set_prewrite(&self, on: bool) {
         self.prewrite.store(on, Ordering::Release);
+        if let Some(last) = self.last() {
+            last.pwrite
+                .store(on && last.fully_allocated(), Ordering::Relaxed);
+        }
     }
 
     /// Writes the file that will follow the last one with zeros, under a name loading ignores
@@ -438,10 +478,10 @@ impl MappedFileQueue {
         if !self.prewrite.load(Ordering::Acquire) {
             return Ok(());
         }
-        let Some(last) = self.last() else {
-            return Ok(());
-        };
-        let next = last.from() + self.file_size as i64;
+        // An empty queue gets its first file at 0 (the start of a new store).
+        let next = self
+            .last()
+            .map_or(0, |last| last.from() + self.file_size as i64);
         let warm = self.warm_path(next);
         if warm.exists() {
             return Ok(());
@@ -554,5 +594,53 @@ mod tests {
         eprintln!("MADV_POPULATE_WRITE supported: {supported}");
         assert_eq!(f.bytes(0, 5).unwrap(), b"hello");
         assert!(f.raw()[5..1 << 21].iter().all(|&b| b == 0));
+    }
+
+    /// Appends `data` to `f` by its own path (pwrite or mapping), flushes it and reads it back.
+    fn append_flush_read(f: &MappedFile, data: &[u8]) {
+        let at = f.wrote();
+        assert!(f.append(data));
+        f.flush().unwrap();
+        assert_eq!(f.flushed(), at + data.len());
+        assert_eq!(f.bytes(at, data.len()).unwrap(), data);
+    }
+
+    /// A new queue writes its first file ahead too, and a file written ahead is still written
+    /// by `pwrite` when the queue is loaded again (a restart); an ordinary file is not.
+    #[test]
+    fn files_written_ahead_keep_pwrite_across_a_reload() {
+        const SIZE: usize = 1 << 16;
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let q = MappedFileQueue::load(dir.path(), SIZE).unwrap();
+            q.set_prewrite(true);
+            q.prepare_next().unwrap();
+            assert!(dir.path().join("00000000000000000000.warm").exists());
+            let first = q.create(0).unwrap();
+            assert!(first.writes_by_pwrite());
+            assert!(first.fully_allocated());
+            assert!(!dir.path().join("00000000000000000000.warm").exists());
+            append_flush_read(&first, b"first file");
+        }
+        let q = MappedFileQueue::load(dir.path(), SIZE).unwrap();
+        let last = q.last().unwrap();
+        assert!(!last.writes_by_pwrite(), "only SYNC_FLUSH asks for it");
+        q.set_prewrite(true);
+        assert!(last.writes_by_pwrite());
+        last.set_recovered(10);
+        assert!(last.prefault_ahead(SIZE));
+        append_flush_read(&last, b" after a restart");
+        assert_eq!(last.bytes(0, 26).unwrap(), b"first file after a restart");
+
+        // A file made without one written ahead (none prepared) is sparse: mapping and msync.
+        last.set_written(SIZE);
+        let second = q.create(SIZE as i64).unwrap();
+        assert!(!second.writes_by_pwrite());
+        assert!(!second.fully_allocated());
+        append_flush_read(&second, b"ordinary");
+        drop((last, second, q));
+        let q = MappedFileQueue::load(dir.path(), SIZE).unwrap();
+        q.set_prewrite(true);
+        assert!(!q.last().unwrap().writes_by_pwrite());
     }
 }

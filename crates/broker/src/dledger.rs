@@ -27,8 +27,8 @@ struct StoreApplier(Arc<MessageStore>);
 
 impl Applier for StoreApplier {
     fn apply(&self, records: Bytes) -> BoxFuture<'static, PutResult> {
-        // The leader's encoding, stamped with offsets and store time but not decoded and
-        // encoded again; a malformed send (only a bug could propose one) is refused the same
+        // The leader's encoding (its store host and time), stamped with offsets but not
+        // decoded and encoded again; a malformed send (only a bug could propose one) is refused the same
         // way on every node.
         Box::pin(self.0.put_records(&records))
     }
@@ -102,10 +102,12 @@ pub async fn put(b: &Broker, d: &DLedgerState, msgs: Vec<StoredMessage>) -> PutR
         return failed(PutStatus::ServiceNotAvailable);
     }
     // Every node stores the leader's bytes (as RocketMQ's DLedger commitlog does), so they
-    // carry the leader's store host.
+    // carry the leader's store host and store time.
     let mut msgs = msgs;
+    let now = crate::now_ms();
     for m in &mut msgs {
         m.store_host = b.store.config().store_host;
+        m.store_timestamp = now;
     }
     let data = match records(&msgs) {
         Ok(d) => d,

@@ -241,6 +241,25 @@ impl Group {
         }
     }
 
+    /// Node `i`'s commitlog: its segments in order, without the zeros after the last record.
+    pub fn commitlog_of(&self, i: usize) -> Vec<u8> {
+        let dir = self.nodes[i].store.join("commitlog");
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.len() == 20 && n.bytes().all(|b| b.is_ascii_digit()))
+            .collect();
+        names.sort();
+        let mut out = Vec::new();
+        for n in names {
+            out.extend(std::fs::read(dir.join(n)).unwrap());
+        }
+        let end = out.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+        out.truncate(end);
+        out
+    }
+
     /// Every message of the topic on node `i`, by queue, in queue order (a direct pull).
     pub fn messages_on(&self, i: usize) -> BTreeMap<i32, Vec<String>> {
         let mut c = RawClient::connect(&self.nodes[i].addr()).unwrap();

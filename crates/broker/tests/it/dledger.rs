@@ -155,6 +155,17 @@ async fn leader_killed_or_hung_under_load_loses_no_acknowledged_message() {
     g.nodes[wiped].start();
     caught_up(&g, wiped, third, Duration::from_secs(30));
     p.shutdown().await;
+
+    // Every node holds the leader's bytes (store host and store time included), whichever way
+    // it got them: applied live, after a restart, after a hang, or from an empty disk.
+    let leaders = g.commitlog_of(third);
+    assert!(leaders.len() > 350 * 100, "{} bytes", leaders.len());
+    for i in (0..3).filter(|i| *i != third) {
+        assert!(
+            g.commitlog_of(i) == leaders,
+            "n{i}'s commitlog differs from the leader n{third}'s"
+        );
+    }
 }
 
 #[test]

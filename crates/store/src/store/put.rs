@@ -54,15 +54,15 @@ impl MessageStore {
                 return PutFuture::ready(PutResult::failed(PutStatus::MessageIllegal));
             }
         }
-        let tx_type = sysflag::transaction_type(msgs[0].sys_flag);
-        self.append_encoded(&topic, queue_id, tx_type, wait, buf, &starts)
+        self.append_encoded(&topic, queue_id, wait, buf, &starts, StoreTime::Now)
     }
 
     /// Appends records already in the commitlog format, all of one topic and queue (one send),
     /// as a DLedger node applies a committed entry: each is checked and stamped with its queue
-    /// offset, physical offset and store timestamp, but not decoded and encoded again. Store
-    /// host, born host and body CRC stay as encoded (the leader's, as in RocketMQ's DLedger
-    /// commitlog, where every node holds the leader's bytes).
+    /// offset and physical offset, but not decoded and encoded again. Store host, born host,
+    /// body CRC and a store timestamp the encoder set stay as encoded (the leader's, as in
+    /// RocketMQ's DLedger commitlog, where every node holds the leader's bytes); a zero store
+    /// timestamp is stamped with the time of this put.
     pub fn put_records(&self, records: &[u8]) -> PutFuture {
         let inner = &self.inner;
         if let Some(refused) = self.refusal() {
@@ -70,7 +70,7 @@ impl MessageStore {
         }
         let illegal = || PutFuture::ready(PutResult::failed(PutStatus::MessageIllegal));
         let mut starts = Vec::new();
-        let mut head: Option<(String, i32, i32, bool)> = None;
+        let mut head: Option<(String, i32, bool)> = None;
         let mut pos = 0;
         while pos < records.len() {
             let Ok(v) = decode_view(&records[pos..], false) else {
@@ -86,19 +86,25 @@ impl MessageStore {
                 None => {
                     let wait =
                         Properties::lookup(v.properties, names::WAIT_STORE_MSG_OK) != Some("false");
-                    head = Some((v.topic.to_owned(), v.queue_id, v.sys_flag, wait));
+                    head = Some((v.topic.to_owned(), v.queue_id, wait));
                 }
-                Some((t, q, _, _)) if t != v.topic || *q != v.queue_id => return illegal(),
+                Some((t, q, _)) if t != v.topic || *q != v.queue_id => return illegal(),
                 Some(_) => {}
             }
             starts.push(pos);
             pos += v.total_size as usize;
         }
-        let Some((topic, queue_id, sys_flag, wait)) = head else {
+        let Some((topic, queue_id, wait)) = head else {
             return illegal();
         };
-        let tx_type = sysflag::transaction_type(sys_flag);
-        self.append_encoded(&topic, queue_id, tx_type, wait, records.to_vec(), &starts)
+        self.append_encoded(
+            &topic,
+            queue_id,
+            wait,
+            records.to_vec(),
+            &starts,
+            StoreTime::Kept,
+        )
     }
 
     /// The answer to any put while the store is stopping or its disk is full.
@@ -113,21 +119,22 @@ impl MessageStore {
         Some(PutFuture::ready(PutResult::failed(status)))
     }
 
-    /// Appends encoded records (`starts` within `buf`) and resolves when the flush policy says.
+    /// Appends encoded records (`starts` within `buf`, at least one) and resolves when the flush
+    /// policy says.
     fn append_encoded(
         &self,
         topic: &str,
         queue_id: i32,
-        tx_type: i32,
         wait: bool,
         mut buf: Vec<u8>,
         starts: &[usize],
+        time: StoreTime,
     ) -> PutFuture {
         let inner = &self.inner;
         if buf.len() + crate::commitlog::BLANK_LEN > inner.commitlog.file_size() {
             return PutFuture::ready(PutResult::failed(PutStatus::MessageIllegal));
         }
-        let append = match inner.append(topic, queue_id, tx_type, &mut buf, starts) {
+        let append = match inner.append(topic, queue_id, &mut buf, starts, time) {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(error = %e, "append failed");
@@ -150,6 +157,16 @@ impl MessageStore {
     }
 }
 
+/// Where a record's store timestamp comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreTime {
+    /// This put's time (a broker storing what it received).
+    Now,
+    /// The one encoded in the record when not zero (a DLedger node applying the leader's
+    /// records, so every node holds the leader's time, as RocketMQ's DLedger does).
+    Kept,
+}
+
 impl Inner {
     /// Wakes the group-commit flusher.
     pub(crate) fn request_flush(&self) {
@@ -164,19 +181,24 @@ impl Inner {
     }
 
     /// Copies encoded records into the commitlog, stamping offsets and store time, and dispatches
-    /// them. `starts` are the record starts within `buf`.
+    /// them. `starts` are the record starts within `buf`; the first record's sys flag says
+    /// whether they take queue offsets (a prepared or rolled-back transaction half does not).
     fn append(
         &self,
         topic: &str,
         queue_id: i32,
-        tx_type: i32,
         buf: &mut [u8],
         starts: &[usize],
+        time: StoreTime,
     ) -> Result<AppendResult, StoreError> {
+        let first_sys =
+            i32::from_be_bytes(buf[starts[0] + 36..starts[0] + 40].try_into().expect("4"));
+        let tx_type = sysflag::transaction_type(first_sys);
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let file = self.commitlog.file_for_append(buf.len())?;
         let phys = file.from() + file.wrote() as i64;
         let now = self.env.now_ms();
+        let mut stored_at = now;
         let uses_queue = matches!(
             tx_type,
             sysflag::TRANSACTION_NOT_TYPE | sysflag::TRANSACTION_COMMIT_TYPE
@@ -195,7 +217,14 @@ impl Inner {
             buf[s + PHYSICAL_OFFSET_POS..s + PHYSICAL_OFFSET_POS + 8]
                 .copy_from_slice(&p.to_be_bytes());
             let ts = s + store_timestamp_pos(sys);
-            buf[ts..ts + 8].copy_from_slice(&now.to_be_bytes());
+            let kept = i64::from_be_bytes(buf[ts..ts + 8].try_into().expect("8"));
+            stored_at = match time {
+                StoreTime::Kept if kept != 0 => kept,
+                _ => {
+                    buf[ts..ts + 8].copy_from_slice(&now.to_be_bytes());
+                    now
+                }
+            };
             if i > 0 {
                 ids.push(',');
             }
@@ -206,7 +235,7 @@ impl Inner {
                 "segment had no room after rolling".into(),
             ));
         }
-        self.last_store_ts.store(now, Ordering::Release);
+        self.last_store_ts.store(stored_at, Ordering::Release);
         for &s in starts {
             let v = decode_view(&buf[s..], false).map_err(|e| StoreError::Corrupt {
                 what: "record just encoded",
@@ -223,7 +252,7 @@ impl Inner {
             wrote_offset: phys,
             wrote_bytes: buf.len() as i32,
             msg_id: ids,
-            store_timestamp: now,
+            store_timestamp: stored_at,
             logics_offset: base,
             msg_num: starts.len() as i32,
         })

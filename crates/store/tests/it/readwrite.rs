@@ -279,8 +279,9 @@ fn prefault_ahead_stops_at_the_segment_end_and_keeps_contents() {
 }
 
 /// Records already encoded (a DLedger node applying the leader's bytes) are stamped with queue
-/// and physical offsets and store time, keep the host they were encoded with, and are indexed
-/// like any append; malformed input and mixed queues are refused.
+/// and physical offsets (and store time when they carry none), keep the host and store time
+/// they were encoded with, and are indexed like any append; malformed input and mixed queues
+/// are refused.
 #[test]
 fn encoded_records_are_stamped_not_reencoded() {
     let dir = tempfile::tempdir().unwrap();
@@ -332,4 +333,19 @@ fn encoded_records_are_stamped_not_reencoded() {
         4,
         "nothing refused was stored"
     );
+
+    // A store time the encoder set (the DLedger leader's) is kept, so every node holds the
+    // same bytes; a put of client messages always gets this store's time.
+    let leader_time = 1_600_000_000_123;
+    let mut stamped = msg("R", 2, b"leader time", None, &[]);
+    stamped.store_timestamp = leader_time;
+    let mut records = Vec::new();
+    stamped.encode(&mut records).unwrap();
+    let r = store.put_records(&records).wait();
+    assert_eq!(r.append.unwrap().store_timestamp, leader_time);
+    let r = store.put_message(stamped).wait();
+    assert!(r.append.unwrap().store_timestamp > leader_time);
+    let all = read_all(&store, "R", 2);
+    assert_eq!(all[4].store_timestamp, leader_time);
+    assert!(all[5].store_timestamp > leader_time);
 }

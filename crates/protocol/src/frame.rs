@@ -15,28 +15,46 @@ pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 /// Largest header length the 24-bit field can carry.
 const MAX_HEADER: usize = (1 << 24) - 1;
 
-/// Appends one encoded frame for `cmd` to `dst`.
+/// Appends one encoded frame for `cmd` to `dst` (nothing on error). A JSON header is written in
+/// place, between the length fields and the body, which are filled in around it.
 pub fn encode(cmd: &RemotingCommand, dst: &mut BytesMut) -> Result<(), FrameError> {
-    let mut header = Vec::with_capacity(128 + cmd.ext_fields.len() * 24);
-    match cmd.serialize_type {
-        SerializeType::Json => header_json::encode(cmd, &mut header),
-        SerializeType::RocketMq => header_binary::encode(cmd, &mut header)?,
-    }
-    if header.len() > MAX_HEADER {
-        return Err(FrameError::TooLarge {
-            len: header.len(),
-            max: MAX_HEADER,
-        });
-    }
-    let length = 4 + header.len() + cmd.body.len();
-    let length32 = i32::try_from(length).map_err(|_| FrameError::TooLarge {
-        len: length,
-        max: i32::MAX as usize,
-    })?;
-    dst.reserve(4 + length);
-    dst.put_i32(length32);
-    dst.put_u32(((cmd.serialize_type as u32) << 24) | header.len() as u32);
-    dst.put_slice(&header);
+    let start = dst.len();
+    dst.reserve(8 + 128 + cmd.ext_fields.len() * 24 + cmd.body.len());
+    dst.put_u64(0);
+    let header = match cmd.serialize_type {
+        SerializeType::Json => {
+            header_json::encode(cmd, dst);
+            Ok(())
+        }
+        SerializeType::RocketMq => {
+            let mut header = Vec::with_capacity(64 + cmd.ext_fields.len() * 24);
+            header_binary::encode(cmd, &mut header).map(|()| dst.put_slice(&header))
+        }
+    };
+    let header_len = dst.len() - start - 8;
+    let length = 4 + header_len + cmd.body.len();
+    let checked = header.and_then(|()| {
+        if header_len > MAX_HEADER {
+            return Err(FrameError::TooLarge {
+                len: header_len,
+                max: MAX_HEADER,
+            });
+        }
+        i32::try_from(length).map_err(|_| FrameError::TooLarge {
+            len: length,
+            max: i32::MAX as usize,
+        })
+    });
+    let length32 = match checked {
+        Ok(l) => l,
+        Err(e) => {
+            dst.truncate(start);
+            return Err(e);
+        }
+    };
+    dst[start..start + 4].copy_from_slice(&length32.to_be_bytes());
+    let mark = ((cmd.serialize_type as u32) << 24) | header_len as u32;
+    dst[start + 4..start + 8].copy_from_slice(&mark.to_be_bytes());
     dst.put_slice(&cmd.body);
     Ok(())
 }
@@ -99,4 +117,32 @@ pub fn decode_frame_body(mut frame: Bytes) -> Result<RemotingCommand, FrameError
     };
     cmd.body = frame;
     Ok(cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A header too large for its 24-bit length is refused in both serializations, and what the
+    /// buffer held before (earlier frames queued for the same write) is left as it was.
+    #[test]
+    fn a_header_too_large_leaves_the_buffer_as_it_was() {
+        for ser in [SerializeType::Json, SerializeType::RocketMq] {
+            let mut cmd = RemotingCommand::request(10).with_serialize_type(ser);
+            cmd.ext_fields.insert("k", "v".repeat(MAX_HEADER + 1));
+            let mut dst = BytesMut::from(&b"earlier frame"[..]);
+            assert!(matches!(
+                encode(&cmd, &mut dst),
+                Err(FrameError::TooLarge { .. })
+            ));
+            assert_eq!(&dst[..], b"earlier frame");
+            let ok = RemotingCommand::request(10)
+                .with_serialize_type(ser)
+                .with_body(&b"body"[..]);
+            encode(&ok, &mut dst).unwrap();
+            let mut rest = dst.split_off(13);
+            let back = decode(&mut rest, DEFAULT_MAX_FRAME).unwrap().unwrap();
+            assert_eq!(back, ok);
+        }
+    }
 }

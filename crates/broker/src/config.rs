@@ -440,6 +440,7 @@ impl BrokerConfig {
             "flushCommitLogThoroughInterval",
             &mut s.flush_commit_log_thorough_interval,
         )?;
+        p.set("warmMapedFileEnable", &mut s.warm_mapped_file_enable)?;
         p.set(
             "flushIntervalConsumeQueue",
             &mut s.flush_interval_consume_queue,
@@ -640,6 +641,7 @@ impl BrokerConfig {
                 s.mapped_file_size_consume_queue.to_string(),
             ),
             ("flushDiskType", flush.into()),
+            ("warmMapedFileEnable", s.warm_mapped_file_enable.to_string()),
             (
                 "flushIntervalCommitLog",
                 s.flush_interval_commit_log.to_string(),

@@ -32,6 +32,9 @@ pub struct StoreConfig {
     pub flush_commit_log_least_pages: u32,
     /// `flushCommitLogThoroughInterval` (ms).
     pub flush_commit_log_thorough_interval: u64,
+    /// `warmMapedFileEnable`: each new commitlog segment is written ahead with zeros in the
+    /// background (SYNC_FLUSH always does this, and appends to such segments by `pwrite`).
+    pub warm_mapped_file_enable: bool,
     /// `flushIntervalConsumeQueue` (ms).
     pub flush_interval_consume_queue: u64,
     /// `flushConsumeQueueLeastPages`.
@@ -95,6 +98,7 @@ impl Default for StoreConfig {
             flush_interval_commit_log: 500,
             flush_commit_log_least_pages: 4,
             flush_commit_log_thorough_interval: 10_000,
+            warm_mapped_file_enable: false,
             flush_interval_consume_queue: 1000,
             flush_consume_queue_least_pages: 2,
             flush_consume_queue_thorough_interval: 60_000,

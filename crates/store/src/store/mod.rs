@@ -36,6 +36,7 @@ use crate::dispatch::parse_delay_levels;
 use crate::env::{StoreEnv, SystemEnv};
 use crate::error::{IoContext, StoreError};
 use crate::index_file::IndexService;
+use crate::mapped_file::Prewrite;
 
 type QueueMap = HashMap<String, HashMap<i32, Arc<ConsumeQueue>>>;
 
@@ -110,9 +111,7 @@ impl MessageStore {
             &config.commit_log_dir(),
             config.mapped_file_size_commit_log as usize,
         )?;
-        commitlog
-            .files()
-            .set_prewrite(config.flush_disk_type == crate::config::FlushDiskType::SyncFlush);
+        commitlog.files().set_prewrite(Prewrite::of(&config));
         let queues = recover::load_queues(&config)?;
         let index = if config.message_index_enable {
             Some(IndexService::load(

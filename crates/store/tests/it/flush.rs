@@ -160,7 +160,20 @@ fn bodies(store: &MessageStore, topic: &str, qid: i32) -> Vec<String> {
 #[test]
 fn sync_flush_segments_written_ahead_hold_their_appends() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = sync_config(dir.path());
+    segments_written_ahead_hold_their_appends(sync_config(dir.path()));
+}
+
+/// `warmMapedFileEnable=true` does the same under ASYNC_FLUSH (appends through the mapping).
+#[test]
+fn warm_mapped_files_under_async_flush_hold_their_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    segments_written_ahead_hold_their_appends(StoreConfig {
+        warm_mapped_file_enable: true,
+        ..small_config(dir.path())
+    });
+}
+
+fn segments_written_ahead_hold_their_appends(cfg: StoreConfig) {
     let cl_dir = cfg.commit_log_dir();
     let mut sent = Vec::new();
     {
@@ -194,6 +207,12 @@ fn sync_flush_segments_written_ahead_hold_their_appends() {
         .filter(|e| e.file_name().len() == 20)
         .count();
     assert!(segments >= 5, "{segments} segments");
+    // The segments after the first came from files written ahead: no holes in them.
+    for start in 1..4 {
+        let seg = cl_dir.join(format!("{:020}", start * 65536));
+        let allocated = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&seg).unwrap());
+        assert!(allocated * 512 >= 65536, "{} is sparse", seg.display());
+    }
     let store = MessageStore::open(cfg).unwrap();
     assert_eq!(bodies(&store, "W", 1), sent, "after a reopen");
 }

@@ -55,6 +55,10 @@ pub struct BrokerConfig {
     pub send_thread_pool_queue_capacity: usize,
     pub send_message_thread_pool_nums: usize,
     pub wait_time_mills_in_send_queue: u64,
+    /// `brokerFastFailureEnable`: a send that finds the send queue full waits up to
+    /// `waitTimeMillsInSendQueue` for room ([TIMEOUT_CLEAN_QUEUE] after); off, it is refused
+    /// at once ([OVERLOAD]).
+    pub broker_fast_failure_enable: bool,
     pub long_polling_enable: bool,
     pub short_polling_time_mills: u64,
     pub notify_consumer_ids_changed_enable: bool,
@@ -131,6 +135,7 @@ impl Default for BrokerConfig {
             send_thread_pool_queue_capacity: 10_000,
             send_message_thread_pool_nums: cores.min(4),
             wait_time_mills_in_send_queue: 200,
+            broker_fast_failure_enable: true,
             long_polling_enable: true,
             short_polling_time_mills: 1000,
             notify_consumer_ids_changed_enable: true,
@@ -322,6 +327,7 @@ impl BrokerConfig {
             "waitTimeMillsInSendQueue",
             &mut c.wait_time_mills_in_send_queue,
         )?;
+        p.set("brokerFastFailureEnable", &mut c.broker_fast_failure_enable)?;
         p.set("longPollingEnable", &mut c.long_polling_enable)?;
         p.set("shortPollingTimeMills", &mut c.short_polling_time_mills)?;
         p.set(
@@ -531,6 +537,10 @@ impl BrokerConfig {
             (
                 "waitTimeMillsInSendQueue",
                 self.wait_time_mills_in_send_queue.to_string(),
+            ),
+            (
+                "brokerFastFailureEnable",
+                self.broker_fast_failure_enable.to_string(),
             ),
             ("longPollingEnable", self.long_polling_enable.to_string()),
             (

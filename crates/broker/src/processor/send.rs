@@ -4,7 +4,8 @@
 //! queue id, sizes), then hands the message to the store, which encodes it straight into the
 //! commitlog; the body is the request's own buffer (no copy). A bounded number of sends may wait
 //! for or hold the store; one that cannot get in within `waitTimeMillsInSendQueue` is refused
-//! with SYSTEM_BUSY instead of queueing without bound.
+//! with SYSTEM_BUSY instead of queueing without bound (at once with `brokerFastFailureEnable`
+//! false).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -38,6 +39,13 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestCtx, req: &RemotingCommand) ->
     // Fast path: a free slot without arming a timer.
     let permit = match b.send_permits.try_acquire() {
         Ok(p) => Ok(p),
+        Err(_) if !b.conf.broker_fast_failure_enable => {
+            return refuse(
+                req,
+                ResponseCode::SYSTEM_BUSY,
+                "[OVERLOAD]system busy, start flow control for a while",
+            )
+        }
         Err(_) => match tokio::time::timeout(wait, b.send_permits.acquire()).await {
             Ok(Ok(p)) => Ok(p),
             _ => Err(()),
@@ -321,15 +329,17 @@ mod tests {
     use crate::connection::ConnHandle;
     use crate::BrokerConfig;
 
-    #[tokio::test]
-    async fn saturated_send_queue_answers_system_busy() {
-        let dir = std::env::temp_dir().join(format!("ferrocket-busy-{}", std::process::id()));
+    /// A broker whose send queue holds 2 (plus 1 executing), a connection and a send request.
+    fn small_queue(
+        name: &str,
+        conf: BrokerConfig,
+    ) -> (Arc<Broker>, RequestCtx, RemotingCommand, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("ferrocket-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut conf = BrokerConfig {
             send_thread_pool_queue_capacity: 2,
             send_message_thread_pool_nums: 1,
-            wait_time_mills_in_send_queue: 50,
-            ..BrokerConfig::default()
+            ..conf
         };
         conf.store.store_path_root_dir = dir.clone();
         conf.store.mapped_file_size_commit_log = 1 << 20;
@@ -349,17 +359,54 @@ mod tests {
             .with_ext("g", 0)
             .with_ext("h", 0)
             .with_body(&b"x"[..]);
+        (b, ctx, req, dir)
+    }
+
+    /// With the queue full, a send is refused with `remark_start`; with room, it goes through.
+    async fn refused_while_full(
+        b: &Arc<Broker>,
+        ctx: &RequestCtx,
+        req: &RemotingCommand,
+        remark_start: &str,
+    ) {
         let held = b.send_permits.acquire_many(3).await.unwrap();
-        let out = handle(&b, &ctx, &req).await.unwrap();
+        let out = handle(b, ctx, req).await.unwrap();
         assert_eq!(out.cmd.code, ResponseCode::SYSTEM_BUSY as i32);
-        assert!(out
-            .cmd
-            .remark
-            .unwrap()
-            .starts_with("[TIMEOUT_CLEAN_QUEUE]broker busy"));
+        let remark = out.cmd.remark.unwrap();
+        assert!(remark.starts_with(remark_start), "{remark}");
         drop(held);
-        let out = handle(&b, &ctx, &req).await.unwrap();
+        let out = handle(b, ctx, req).await.unwrap();
         assert_eq!(out.cmd.code, 0, "{:?}", out.cmd.remark);
+    }
+
+    #[tokio::test]
+    async fn saturated_send_queue_answers_system_busy() {
+        let conf = BrokerConfig {
+            wait_time_mills_in_send_queue: 50,
+            ..BrokerConfig::default()
+        };
+        let (b, ctx, req, dir) = small_queue("busy", conf);
+        refused_while_full(&b, &ctx, &req, "[TIMEOUT_CLEAN_QUEUE]broker busy").await;
+        b.store.shutdown().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `brokerFastFailureEnable=false`: a full send queue refuses at once, without waiting
+    /// `waitTimeMillsInSendQueue` for room.
+    #[tokio::test]
+    async fn without_fast_failure_a_full_queue_refuses_at_once() {
+        let conf = BrokerConfig {
+            wait_time_mills_in_send_queue: 10_000,
+            broker_fast_failure_enable: false,
+            ..BrokerConfig::default()
+        };
+        let (b, ctx, req, dir) = small_queue("overload", conf);
+        let t = Instant::now();
+        refused_while_full(&b, &ctx, &req, "[OVERLOAD]").await;
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "did not wait for room"
+        );
         b.store.shutdown().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -481,6 +481,18 @@ impl BrokerConfig {
             "maxTransferCountOnMessageInMemory",
             &mut s.max_transfer_count_on_message_in_memory,
         )?;
+        p.set(
+            "maxTransferBytesOnMessageInDisk",
+            &mut s.max_transfer_bytes_on_message_in_disk,
+        )?;
+        p.set(
+            "maxTransferCountOnMessageInDisk",
+            &mut s.max_transfer_count_on_message_in_disk,
+        )?;
+        p.set(
+            "accessMessageInMemoryMaxRatio",
+            &mut s.access_message_in_memory_max_ratio,
+        )?;
         p.set("messageDelayLevel", &mut s.message_delay_level)?;
         s.store_host = SocketAddr::new(c.broker_ip1, c.listen_port);
         Ok(c)

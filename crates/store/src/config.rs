@@ -76,6 +76,16 @@ pub struct StoreConfig {
     pub max_transfer_bytes_on_message_in_memory: usize,
     /// `maxTransferCountOnMessageInMemory`.
     pub max_transfer_count_on_message_in_memory: usize,
+    /// `maxTransferBytesOnMessageInDisk`: a read stops short of this many bytes of messages
+    /// that are "in disk" (see `access_message_in_memory_max_ratio`).
+    pub max_transfer_bytes_on_message_in_disk: usize,
+    /// `maxTransferCountOnMessageInDisk`: at most this many "in disk" messages a read.
+    pub max_transfer_count_on_message_in_disk: usize,
+    /// `accessMessageInMemoryMaxRatio` (percent of physical memory): a message further than
+    /// this from the commitlog's end counts as "in disk" (read with the smaller limits above,
+    /// and a pull that reaches that far back is told to go to a slave, where slave reads are
+    /// on).
+    pub access_message_in_memory_max_ratio: u32,
     /// `checkCRCOnRecover`.
     pub check_crc_on_recover: bool,
     /// `messageDelayLevel`: delay of each level (the tags code of SCHEDULE_TOPIC_XXXX entries).
@@ -119,6 +129,9 @@ impl Default for StoreConfig {
             default_query_max_num: 32,
             max_transfer_bytes_on_message_in_memory: 262_144,
             max_transfer_count_on_message_in_memory: 32,
+            max_transfer_bytes_on_message_in_disk: 65_536,
+            max_transfer_count_on_message_in_disk: 8,
+            access_message_in_memory_max_ratio: 40,
             check_crc_on_recover: true,
             message_delay_level: "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"
                 .into(),

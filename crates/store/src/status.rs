@@ -95,6 +95,9 @@ pub struct GetResult {
     pub queue_offsets: Vec<i64>,
     /// Sum of the record sizes.
     pub buffer_total_size: usize,
+    /// The read reached further back than the in-memory part of the commitlog
+    /// (`accessMessageInMemoryMaxRatio`): a consumer this slow is pointed to a slave.
+    pub suggest_pulling_from_slave: bool,
 }
 
 /// Messages found through the index.

@@ -300,10 +300,13 @@ fn respond(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let code = response_code(r.status, requested);
-    let suggest = if b.conf.slave_read_enable {
-        group.broker_id
-    } else {
-        0
+    // As RocketMQ: with slave reads on, a consumer reading further back than the in-memory
+    // part of the commitlog is sent to `whichBrokerWhenConsumeSlowly` (a slave), others to the
+    // group's `brokerId`; with them off, always to the master.
+    let suggest = match (b.conf.slave_read_enable, r.suggest_pulling_from_slave) {
+        (false, _) => 0,
+        (true, true) => group.which_broker_when_consume_slowly,
+        (true, false) => group.broker_id,
     };
     let cmd = RemotingCommand::response_to(req, code)
         .with_remark(status_name(r.status))

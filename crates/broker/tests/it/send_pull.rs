@@ -235,3 +235,43 @@ fn delayed_messages_arrive_after_their_level() {
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["offsetTable"]["1"], 1);
 }
+
+/// A pull that reaches further back than `accessMessageInMemoryMaxRatio` of memory from the
+/// commitlog's end reads with the "in disk" limits (`maxTransferCountOnMessageInDisk`) and,
+/// with `slaveReadEnable`, is pointed to `whichBrokerWhenConsumeSlowly` (1, a slave); a pull
+/// within it gets the in-memory limits and the group's `brokerId` (0).
+#[test]
+fn slow_consumers_read_in_disk_limits_and_are_sent_to_a_slave() {
+    for (ratio, count, suggest) in [(0, 8, "1"), (40, 20, "0")] {
+        let b = Broker::start(&format!(
+            "slaveReadEnable=true\naccessMessageInMemoryMaxRatio={ratio}\n"
+        ));
+        let mut c = b.client();
+        create_topic(&mut c, "SLOW", 1);
+        for i in 0..20 {
+            let body = format!("slow-{i}");
+            let r = c
+                .call(send_req(
+                    "SLOW",
+                    0,
+                    body.as_bytes(),
+                    None,
+                    true,
+                    SerializeType::Json,
+                ))
+                .unwrap();
+            assert_eq!(r.code, 0, "{:?}", r.remark);
+        }
+        let r = c
+            .call(pull_req("GS", "SLOW", 0, 0, "*", 0, SerializeType::Json))
+            .unwrap();
+        assert_eq!(r.code, 0, "{:?}", r.remark);
+        assert_eq!(decode_all(&r.body).len(), count, "ratio {ratio}");
+        assert_eq!(
+            r.ext("suggestWhichBrokerId"),
+            Some(suggest),
+            "ratio {ratio}"
+        );
+        assert_eq!(r.ext("nextBeginOffset"), Some(count.to_string().as_str()));
+    }
+}

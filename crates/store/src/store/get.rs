@@ -56,6 +56,7 @@ impl MessageStore {
             messages: Vec::new(),
             queue_offsets: Vec::new(),
             buffer_total_size: 0,
+            suggest_pulling_from_slave: false,
         };
         let Some(q) = inner.find_queue(topic, queue_id) else {
             r.next_begin_offset = 0;
@@ -96,8 +97,11 @@ impl MessageStore {
             i64::MAX
         };
         let min_phys = inner.commitlog.min_offset();
+        let max_phys = inner.commitlog.max_offset();
+        let cfg = &inner.config;
         let mut status = GetStatus::NoMatchedMessage;
         let mut consumed = 0i64;
+        let mut reached = None;
         for (i, e) in entries.iter().enumerate() {
             if e.size == i32::MAX {
                 consumed = i as i64 + 1;
@@ -109,12 +113,23 @@ impl MessageStore {
                 }
                 break;
             }
+            // RocketMQ's limits: smaller ones for messages beyond the in-memory window.
+            let in_disk = max_phys - e.phys > inner.in_memory_bytes;
+            let (count_limit, bytes_limit) = if in_disk {
+                (
+                    max_count.min(cfg.max_transfer_count_on_message_in_disk.max(1)),
+                    cfg.max_transfer_bytes_on_message_in_disk,
+                )
+            } else {
+                (max_count, max_bytes)
+            };
             if !r.messages.is_empty()
-                && (r.messages.len() >= max_count
-                    || r.buffer_total_size + e.size as usize > max_bytes)
+                && (r.messages.len() >= count_limit
+                    || r.buffer_total_size + e.size as usize > bytes_limit)
             {
                 break;
             }
+            reached = Some(e.phys);
             consumed = i as i64 + 1;
             if e.phys < min_phys {
                 status = GetStatus::MessageWasRemoving;
@@ -141,6 +156,8 @@ impl MessageStore {
         }
         r.status = status;
         r.next_begin_offset = offset + consumed;
+        r.suggest_pulling_from_slave =
+            reached.is_some_and(|p| max_phys - p > inner.in_memory_bytes);
         r
     }
 

@@ -59,6 +59,9 @@ pub(crate) struct Inner {
     /// Offset set by the replication layer; bounds reads when `confirm_bound` is on.
     pub(crate) confirmed: Watermark,
     pub(crate) confirm_bound: AtomicBool,
+    /// Bytes from the commitlog's end within which messages count as in memory
+    /// (`accessMessageInMemoryMaxRatio` of physical memory).
+    pub(crate) in_memory_bytes: i64,
     /// Commitlog offset up to which consume queues and index are built.
     pub(crate) dispatched: AtomicI64,
     pub(crate) last_store_ts: AtomicI64,
@@ -103,6 +106,9 @@ impl MessageStore {
         let root = config.store_path_root_dir.clone();
         std::fs::create_dir_all(&root).at(&root)?;
         let lock = lock_dir(&root)?;
+        let in_memory_bytes = (physical_memory() / 100)
+            .saturating_mul(u64::from(config.access_message_in_memory_max_ratio))
+            .min(i64::MAX as u64) as i64;
         let abort_path = root.join("abort");
         let crashed = abort_path.exists();
         let checkpoint = Checkpoint::read(&Checkpoint::path(&root))?;
@@ -133,6 +139,7 @@ impl MessageStore {
             flushed: Watermark::new(0),
             confirmed: Watermark::new(0),
             confirm_bound: AtomicBool::new(false),
+            in_memory_bytes,
             dispatched: AtomicI64::new(0),
             last_store_ts: AtomicI64::new(checkpoint.physic_msg_timestamp),
             flush_requested: AtomicBool::new(false),
@@ -428,4 +435,14 @@ fn lock_dir(root: &std::path::Path) -> Result<File, StoreError> {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+}
+
+/// Bytes of physical memory (0 when the system does not say).
+fn physical_memory() -> u64 {
+    // SAFETY: sysinfo fills the struct we pass; all-zero is a valid value for it.
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    if unsafe { libc::sysinfo(&mut info) } != 0 {
+        return 0;
+    }
+    (info.totalram as u64).saturating_mul(u64::from(info.mem_unit))
 }

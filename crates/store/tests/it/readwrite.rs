@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use ferrocket_protocol::message::{decode, decode_offset_msg_id, java_string_hash, StoredMessage};
-use ferrocket_store::{GetStatus, MessageStore, PutStatus};
+use ferrocket_store::{GetStatus, MessageStore, PutStatus, StoreConfig};
 
 use crate::common::{body, msg, read_all, small_config};
 
@@ -348,4 +348,48 @@ fn encoded_records_are_stamped_not_reencoded() {
     let all = read_all(&store, "R", 2);
     assert_eq!(all[4].store_timestamp, leader_time);
     assert!(all[5].store_timestamp > leader_time);
+}
+
+/// Messages beyond the in-memory window (`accessMessageInMemoryMaxRatio` of physical memory
+/// from the commitlog's end; 0 here, so all of them) are read with the "in disk" limits:
+/// `maxTransferCountOnMessageInDisk` messages and `maxTransferBytesOnMessageInDisk` bytes.
+#[test]
+fn reads_beyond_the_in_memory_window_use_the_disk_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MessageStore::open(StoreConfig {
+        access_message_in_memory_max_ratio: 0,
+        max_transfer_bytes_on_message_in_disk: 40_000,
+        ..small_config(dir.path())
+    })
+    .unwrap();
+    for i in 0..12u8 {
+        store.put_message(msg("D", 0, &[i; 100], None, &[])).wait();
+    }
+    let r = store.get_message("D", 0, 0, 32, 1 << 20, None);
+    assert_eq!(r.messages.len(), 8, "maxTransferCountOnMessageInDisk");
+    assert!(r.suggest_pulling_from_slave);
+    for i in 0..5u8 {
+        store
+            .put_message(msg("D", 1, &[i; 9_000], None, &[]))
+            .wait();
+    }
+    let r = store.get_message("D", 1, 0, 32, 1 << 20, None);
+    assert_eq!(
+        r.messages.len(),
+        4,
+        "four of five ~9.2 KB fit in 40,000 bytes"
+    );
+    let r = store.get_message("D", 0, 0, 32, 1 << 20, None);
+    assert_eq!(r.messages.len(), 8);
+
+    // The default window (40% of memory) holds all of them: in-memory limits, no suggestion.
+    let dir = tempfile::tempdir().unwrap();
+    let store = MessageStore::open(small_config(dir.path())).unwrap();
+    // (Nine: a read stays within one consume-queue file, of ten entries here.)
+    for i in 0..9u8 {
+        store.put_message(msg("D", 0, &[i; 100], None, &[])).wait();
+    }
+    let r = store.get_message("D", 0, 0, 32, 1 << 20, None);
+    assert_eq!(r.messages.len(), 9);
+    assert!(!r.suggest_pulling_from_slave);
 }

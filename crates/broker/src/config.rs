@@ -493,6 +493,7 @@ impl BrokerConfig {
             "accessMessageInMemoryMaxRatio",
             &mut s.access_message_in_memory_max_ratio,
         )?;
+        p.set("checkCRCOnRecover", &mut s.check_crc_on_recover)?;
         p.set("messageDelayLevel", &mut s.message_delay_level)?;
         s.store_host = SocketAddr::new(c.broker_ip1, c.listen_port);
         Ok(c)
@@ -818,6 +819,37 @@ mod tests {
                 ferrocket_conf::registry::default_of(ferrocket_conf::Kind::Broker, k).is_some(),
                 "{k} is read but not a broker key of the registry"
             );
+        }
+    }
+
+    /// Store and send-queue keys that were once warned about as ignored: read and counted.
+    #[test]
+    fn store_and_send_queue_keys_are_read() {
+        let c = BrokerConfig::from_properties(&props(&[
+            ("warmMapedFileEnable", "true"),
+            ("brokerFastFailureEnable", "false"),
+            ("accessMessageInMemoryMaxRatio", "25"),
+            ("maxTransferCountOnMessageInDisk", "4"),
+            ("maxTransferBytesOnMessageInDisk", "4096"),
+            ("checkCRCOnRecover", "false"),
+        ]))
+        .unwrap();
+        assert!(c.store.warm_mapped_file_enable);
+        assert!(!c.broker_fast_failure_enable);
+        assert_eq!(c.store.access_message_in_memory_max_ratio, 25);
+        assert_eq!(c.store.max_transfer_count_on_message_in_disk, 4);
+        assert_eq!(c.store.max_transfer_bytes_on_message_in_disk, 4096);
+        assert!(!c.store.check_crc_on_recover);
+        let keys = BrokerConfig::implemented_keys();
+        for k in [
+            "warmMapedFileEnable",
+            "brokerFastFailureEnable",
+            "accessMessageInMemoryMaxRatio",
+            "maxTransferCountOnMessageInDisk",
+            "maxTransferBytesOnMessageInDisk",
+            "checkCRCOnRecover",
+        ] {
+            assert!(keys.contains(&k), "{k} not counted as implemented");
         }
     }
 

@@ -28,8 +28,8 @@ struct StoreApplier(Arc<MessageStore>);
 impl Applier for StoreApplier {
     fn apply(&self, records: Bytes) -> BoxFuture<'static, PutResult> {
         // The leader's encoding (its store host and time), stamped with offsets but not
-        // decoded and encoded again; a malformed send (only a bug could propose one) is refused the same
-        // way on every node.
+        // decoded and encoded again; a malformed send (only a bug could propose one) is
+        // refused the same way on every node.
         Box::pin(self.0.put_records(&records))
     }
 

@@ -101,7 +101,8 @@ impl MessageStore {
         let cfg = &inner.config;
         let mut status = GetStatus::NoMatchedMessage;
         let mut consumed = 0i64;
-        let mut reached = None;
+        // Whether the last message the read took is beyond the in-memory window.
+        let mut last_in_disk = false;
         for (i, e) in entries.iter().enumerate() {
             if e.size == i32::MAX {
                 consumed = i as i64 + 1;
@@ -129,7 +130,7 @@ impl MessageStore {
             {
                 break;
             }
-            reached = Some(e.phys);
+            last_in_disk = in_disk;
             consumed = i as i64 + 1;
             if e.phys < min_phys {
                 status = GetStatus::MessageWasRemoving;
@@ -156,8 +157,7 @@ impl MessageStore {
         }
         r.status = status;
         r.next_begin_offset = offset + consumed;
-        r.suggest_pulling_from_slave =
-            reached.is_some_and(|p| max_phys - p > inner.in_memory_bytes);
+        r.suggest_pulling_from_slave = last_in_disk;
         r
     }
 

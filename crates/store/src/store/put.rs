@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ferrocket_protocol::message::{
     decode_view, encode_offset_msg_id, names, store_timestamp_pos, sysflag, Properties,
-    StoredMessage, MAX_PROPERTIES_LEN, PHYSICAL_OFFSET_POS, QUEUE_OFFSET_POS,
+    StoredMessage, MAX_PROPERTIES_LEN, PHYSICAL_OFFSET_POS, QUEUE_OFFSET_POS, SYSFLAG_POS,
 };
 
 use super::{Inner, MessageStore, Writer};
@@ -157,6 +157,12 @@ impl MessageStore {
     }
 }
 
+/// The sys flag of the record starting at `start` in `buf`.
+fn sys_flag_at(buf: &[u8], start: usize) -> i32 {
+    let at = start + SYSFLAG_POS;
+    i32::from_be_bytes(buf[at..at + 4].try_into().expect("4 bytes"))
+}
+
 /// Where a record's store timestamp comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StoreTime {
@@ -191,9 +197,7 @@ impl Inner {
         starts: &[usize],
         time: StoreTime,
     ) -> Result<AppendResult, StoreError> {
-        let first_sys =
-            i32::from_be_bytes(buf[starts[0] + 36..starts[0] + 40].try_into().expect("4"));
-        let tx_type = sysflag::transaction_type(first_sys);
+        let tx_type = sysflag::transaction_type(sys_flag_at(buf, starts[0]));
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let file = self.commitlog.file_for_append(buf.len())?;
         let phys = file.from() + file.wrote() as i64;
@@ -211,7 +215,7 @@ impl Inner {
         let mut ids = String::new();
         for (i, &s) in starts.iter().enumerate() {
             let qo = if uses_queue { base + i as i64 } else { 0 };
-            let sys = i32::from_be_bytes(buf[s + 36..s + 40].try_into().expect("4"));
+            let sys = sys_flag_at(buf, s);
             buf[s + QUEUE_OFFSET_POS..s + QUEUE_OFFSET_POS + 8].copy_from_slice(&qo.to_be_bytes());
             let p = phys + s as i64;
             buf[s + PHYSICAL_OFFSET_POS..s + PHYSICAL_OFFSET_POS + 8]

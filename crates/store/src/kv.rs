@@ -39,10 +39,22 @@ pub struct MetaKv {
 
 impl MetaKv {
     /// Opens (creating) the database in `dir` (e.g. `<root>/config/kv`).
+    ///
+    /// A database still locked is waited for up to the store's `LOCK_WAIT`, as the store's
+    /// directory lock is: a lock just released can look taken for a moment (a fork holds a
+    /// copy of the descriptor until it execs; a reopen in the same process can race the old
+    /// handle's teardown).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        Ok(Self {
-            db: sled::open(dir)?,
-        })
+        let deadline = std::time::Instant::now() + crate::store::LOCK_WAIT;
+        loop {
+            match sled::open(dir) {
+                Ok(db) => return Ok(Self { db }),
+                Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     fn tree(&self, ns: Namespace) -> Result<sled::Tree, StoreError> {
@@ -106,6 +118,12 @@ impl MetaKv {
     }
 }
 
+/// Whether sled could not open a database because another descriptor holds its file lock
+/// (sled 0.34 says so only in the error's text).
+fn is_locked(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +153,28 @@ mod tests {
         );
         assert!(kv.entries(Namespace::Topics).unwrap().is_empty());
         assert_eq!(kv.get(Namespace::SubscriptionGroups, "x").unwrap(), None);
+    }
+
+    /// A database whose previous handle is still going away opens once the lock is free,
+    /// instead of failing at once.
+    #[test]
+    fn open_waits_for_a_lock_let_go_of_moments_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = MetaKv::open(dir.path()).unwrap();
+        first.put(Namespace::ConsumerOffsets, "k", b"v").unwrap();
+        first.db.flush().unwrap();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(first);
+        });
+        let second = MetaKv::open(dir.path()).unwrap();
+        holder.join().unwrap();
+        assert_eq!(
+            second
+                .get(Namespace::ConsumerOffsets, "k")
+                .unwrap()
+                .as_deref(),
+            Some(&b"v"[..])
+        );
     }
 }

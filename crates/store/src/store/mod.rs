@@ -411,7 +411,7 @@ fn validate(c: &StoreConfig) -> Result<(), StoreError> {
 ///
 /// A lock just released can look taken for a moment: a process that forks (to exec a child)
 /// holds a copy of every descriptor until the exec closes it, the lock file's among them.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+pub(crate) const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Takes an exclusive `flock` on `<root>/lock`, waiting up to [`LOCK_WAIT`] for it.
 fn lock_dir(root: &std::path::Path) -> Result<File, StoreError> {

@@ -8,7 +8,8 @@
 //! - [`state_machine`]: applying committed entries stores their messages through an
 //!   [`Applier`], so the commitlog holds committed messages only;
 //! - [`network`]: the RPC client and service, with the group check that refuses peers whose
-//!   `dLegerGroup`/`dLegerPeers` differ from ours;
+//!   `dLegerGroup`/`dLegerPeers` differ from ours; [`append_stream`]: AppendEntries over one
+//!   long-lived stream per follower;
 //! - [`compaction`]: snapshots by log size, after which openraft purges the log;
 //! - [`catch_up`]: a node installing a snapshot copies the commitlog bytes it lacks from a peer.
 //!
@@ -16,6 +17,7 @@
 //! commitlog when it is applied (RocketMQ's DLedger writes it once, the commitlog being the Raft
 //! log). The price is measured in docs/performance.md.
 
+pub mod append_stream;
 pub mod catch_up;
 pub mod codec;
 pub mod compaction;

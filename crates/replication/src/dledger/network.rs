@@ -17,6 +17,7 @@ use openraft::BasicNode;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request as GrpcRequest, Response as GrpcResponse, Status};
 
+use super::append_stream::{self, AppendStream};
 use super::codec::{
     entry_from_pb, entry_to_pb, log_id_from_pb, log_id_to_pb, payload_bytes,
     snapshot_meta_from_json, snapshot_meta_to_json, vote_from_pb, vote_to_pb,
@@ -55,6 +56,10 @@ pub struct Peer {
     client: Option<DLedgerClient<Channel>>,
     cluster: pb::Cluster,
     last_refusal_log: Option<Instant>,
+    /// AppendEntries go over this stream once it is open.
+    stream: Option<AppendStream>,
+    /// The peer does not serve `AppendStream` (an older node): unary calls instead.
+    unary_only: bool,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -67,6 +72,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             client: None,
             cluster: self.cluster.clone(),
             last_refusal_log: None,
+            stream: None,
+            unary_only: false,
         }
     }
 }
@@ -121,6 +128,66 @@ impl Peer {
     }
 }
 
+impl Peer {
+    /// One AppendEntries: over the stream (opened on first use, dropped after any error, so the
+    /// next call opens a new one), or unary for a peer without the stream.
+    async fn send_append(
+        &mut self,
+        req: pb::AppendRequest,
+        option: &RPCOption,
+    ) -> Result<pb::AppendResponse, Status> {
+        if self.unary_only {
+            return self.unary_append(req, option).await;
+        }
+        // Only opening a stream can find that the peer lacks it: keep a copy for that case.
+        let copy = self.stream.is_none().then(|| req.clone());
+        let ttl = option.hard_ttl();
+        let r = match tokio::time::timeout(ttl, self.stream_call(req)).await {
+            Ok(r) => r,
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "no AppendEntries answer within {ttl:?}"
+            ))),
+        };
+        match (r, copy) {
+            (Err(s), Some(req)) if s.code() == Code::Unimplemented => {
+                tracing::info!(peer = %self.addr, "peer does not serve AppendStream; using unary AppendEntries");
+                self.stream = None;
+                self.unary_only = true;
+                self.unary_append(req, option).await
+            }
+            (Err(s), _) => {
+                self.stream = None;
+                Err(s)
+            }
+            (ok, _) => ok,
+        }
+    }
+
+    async fn unary_append(
+        &mut self,
+        req: pb::AppendRequest,
+        option: &RPCOption,
+    ) -> Result<pb::AppendResponse, Status> {
+        let mut c = self
+            .client()
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        c.append_entries(self.request(req, option))
+            .await
+            .map(GrpcResponse::into_inner)
+    }
+
+    async fn stream_call(&mut self, req: pb::AppendRequest) -> Result<pb::AppendResponse, Status> {
+        if self.stream.is_none() {
+            let mut c = self
+                .client()
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+            self.stream = Some(AppendStream::open(&mut c).await?);
+        }
+        let stream = self.stream.as_mut().expect("opened above");
+        stream.call(req).await
+    }
+}
+
 impl RaftNetwork<TypeConfig> for Peer {
     async fn append_entries(
         &mut self,
@@ -150,10 +217,10 @@ impl RaftNetwork<TypeConfig> for Peer {
             prev_log_id: rpc.prev_log_id.as_ref().map(log_id_to_pb),
             entries: rpc.entries.iter().map(entry_to_pb).collect(),
             leader_commit: rpc.leader_commit.as_ref().map(log_id_to_pb),
+            seq: 0,
         };
-        let mut c = self.client().map_err(RPCError::Unreachable)?;
-        let r = match c.append_entries(self.request(req, &option)).await {
-            Ok(r) => r.into_inner(),
+        let r = match self.send_append(req, &option).await {
+            Ok(r) => r,
             Err(s) => return Err(self.fail(s)),
         };
         use pb::append_response::Kind;
@@ -225,32 +292,36 @@ pub struct Service {
 impl Service {
     /// Refuses a request from a node whose view of the group differs from ours.
     fn check(&self, theirs: Option<&pb::Cluster>) -> Result<(), Status> {
-        let Some(t) = theirs else {
-            return Err(Status::invalid_argument(
-                "request without the sender's group",
-            ));
-        };
-        let ours = &self.cluster;
-        if t.group != ours.group {
-            return Err(Status::failed_precondition(format!(
-                "dLegerGroup mismatch: node {} is in group {:?}, node {} is in group {:?}",
-                t.self_id, t.group, ours.self_id, ours.group
-            )));
-        }
-        if t.peers != ours.peers {
-            return Err(Status::failed_precondition(format!(
-                "dLegerPeers mismatch in group {:?}: node {} has dLegerPeers={} but node {} has dLegerPeers={}",
-                ours.group, t.self_id, t.peers, ours.self_id, ours.peers
-            )));
-        }
-        if t.self_id == ours.self_id {
-            return Err(Status::failed_precondition(format!(
-                "two nodes of group {:?} use dLegerSelfId={}: each node needs its own id",
-                ours.group, ours.self_id
-            )));
-        }
-        Ok(())
+        check(&self.cluster, theirs)
     }
+}
+
+/// Refuses a request from a node whose view of the group (`theirs`) differs from `ours`.
+fn check(ours: &pb::Cluster, theirs: Option<&pb::Cluster>) -> Result<(), Status> {
+    let Some(t) = theirs else {
+        return Err(Status::invalid_argument(
+            "request without the sender's group",
+        ));
+    };
+    if t.group != ours.group {
+        return Err(Status::failed_precondition(format!(
+            "dLegerGroup mismatch: node {} is in group {:?}, node {} is in group {:?}",
+            t.self_id, t.group, ours.self_id, ours.group
+        )));
+    }
+    if t.peers != ours.peers {
+        return Err(Status::failed_precondition(format!(
+            "dLegerPeers mismatch in group {:?}: node {} has dLegerPeers={} but node {} has dLegerPeers={}",
+            ours.group, t.self_id, t.peers, ours.self_id, ours.peers
+        )));
+    }
+    if t.self_id == ours.self_id {
+        return Err(Status::failed_precondition(format!(
+            "two nodes of group {:?} use dLegerSelfId={}: each node needs its own id",
+            ours.group, ours.self_id
+        )));
+    }
+    Ok(())
 }
 
 fn internal(e: impl std::fmt::Display) -> Status {
@@ -284,38 +355,25 @@ impl DLedger for Service {
         &self,
         req: GrpcRequest<pb::AppendRequest>,
     ) -> Result<GrpcResponse<pb::AppendResponse>, Status> {
-        let r = req.into_inner();
-        self.check(r.cluster.as_ref())?;
-        let entries = r
-            .entries
-            .into_iter()
-            .map(entry_from_pb)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let resp = self
-            .raft
-            .append_entries(AppendEntriesRequest {
-                vote: vote_from_pb(r.vote.as_ref()),
-                prev_log_id: r.prev_log_id.as_ref().map(log_id_from_pb),
-                entries,
-                leader_commit: r.leader_commit.as_ref().map(log_id_from_pb),
-            })
+        append(&self.raft, &self.cluster, req.into_inner())
             .await
-            .map_err(internal)?;
-        use pb::append_response::Kind;
-        let (kind, matching, vote) = match resp {
-            AppendEntriesResponse::Success => (Kind::Success, None, None),
-            AppendEntriesResponse::PartialSuccess(m) => {
-                (Kind::PartialSuccess, m.as_ref().map(log_id_to_pb), None)
-            }
-            AppendEntriesResponse::Conflict => (Kind::Conflict, None, None),
-            AppendEntriesResponse::HigherVote(v) => (Kind::HigherVote, None, Some(vote_to_pb(&v))),
-        };
-        Ok(GrpcResponse::new(pb::AppendResponse {
-            kind: kind as i32,
-            matching,
-            vote,
-        }))
+            .map(GrpcResponse::new)
+    }
+
+    type AppendStreamStream = append_stream::Responses;
+
+    async fn append_stream(
+        &self,
+        req: GrpcRequest<tonic::Streaming<pb::AppendRequest>>,
+    ) -> Result<GrpcResponse<Self::AppendStreamStream>, Status> {
+        let node = Arc::new((self.raft.clone(), self.cluster.clone()));
+        Ok(GrpcResponse::new(append_stream::serve(
+            req.into_inner(),
+            move |r| {
+                let node = Arc::clone(&node);
+                async move { append(&node.0, &node.1, r).await }
+            },
+        )))
     }
 
     async fn install_snapshot(
@@ -353,6 +411,45 @@ impl DLedger for Service {
             &r,
         )))
     }
+}
+
+/// Hands one AppendEntries to the local Raft node.
+async fn append(
+    raft: &Raft,
+    ours: &pb::Cluster,
+    r: pb::AppendRequest,
+) -> Result<pb::AppendResponse, Status> {
+    check(ours, r.cluster.as_ref())?;
+    let entries = r
+        .entries
+        .into_iter()
+        .map(entry_from_pb)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let resp = raft
+        .append_entries(AppendEntriesRequest {
+            vote: vote_from_pb(r.vote.as_ref()),
+            prev_log_id: r.prev_log_id.as_ref().map(log_id_from_pb),
+            entries,
+            leader_commit: r.leader_commit.as_ref().map(log_id_from_pb),
+        })
+        .await
+        .map_err(internal)?;
+    use pb::append_response::Kind;
+    let (kind, matching, vote) = match resp {
+        AppendEntriesResponse::Success => (Kind::Success, None, None),
+        AppendEntriesResponse::PartialSuccess(m) => {
+            (Kind::PartialSuccess, m.as_ref().map(log_id_to_pb), None)
+        }
+        AppendEntriesResponse::Conflict => (Kind::Conflict, None, None),
+        AppendEntriesResponse::HigherVote(v) => (Kind::HigherVote, None, Some(vote_to_pb(&v))),
+    };
+    Ok(pb::AppendResponse {
+        kind: kind as i32,
+        matching,
+        vote,
+        seq: 0,
+    })
 }
 
 /// Keeps the service alive as long as the node.

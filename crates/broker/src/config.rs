@@ -494,6 +494,10 @@ impl BrokerConfig {
             &mut s.access_message_in_memory_max_ratio,
         )?;
         p.set("checkCRCOnRecover", &mut s.check_crc_on_recover)?;
+        p.set(
+            "osPageCacheBusyTimeOutMills",
+            &mut s.os_page_cache_busy_timeout_ms,
+        )?;
         p.set("messageDelayLevel", &mut s.message_delay_level)?;
         s.store_host = SocketAddr::new(c.broker_ip1, c.listen_port);
         Ok(c)
@@ -832,6 +836,7 @@ mod tests {
             ("maxTransferCountOnMessageInDisk", "4"),
             ("maxTransferBytesOnMessageInDisk", "4096"),
             ("checkCRCOnRecover", "false"),
+            ("osPageCacheBusyTimeOutMills", "3000"),
         ]))
         .unwrap();
         assert!(c.store.warm_mapped_file_enable);
@@ -840,6 +845,7 @@ mod tests {
         assert_eq!(c.store.max_transfer_count_on_message_in_disk, 4);
         assert_eq!(c.store.max_transfer_bytes_on_message_in_disk, 4096);
         assert!(!c.store.check_crc_on_recover);
+        assert_eq!(c.store.os_page_cache_busy_timeout_ms, 3000);
         let keys = BrokerConfig::implemented_keys();
         for k in [
             "warmMapedFileEnable",
@@ -848,6 +854,7 @@ mod tests {
             "maxTransferCountOnMessageInDisk",
             "maxTransferBytesOnMessageInDisk",
             "checkCRCOnRecover",
+            "osPageCacheBusyTimeOutMills",
         ] {
             assert!(keys.contains(&k), "{k} not counted as implemented");
         }

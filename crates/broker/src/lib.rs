@@ -133,7 +133,15 @@ impl std::fmt::Debug for Broker {
 impl Broker {
     /// Opens the store and the metadata (blocking: recovery may take a while).
     pub fn open(conf: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
-        let store = MessageStore::open(conf.store.clone())?;
+        Self::open_with_store_env(conf, Arc::new(ferrocket_store::SystemEnv))
+    }
+
+    /// [`Broker::open`] with the store's clock and disk probes substituted (tests).
+    pub fn open_with_store_env(
+        conf: BrokerConfig,
+        env: Arc<dyn ferrocket_store::StoreEnv>,
+    ) -> Result<Arc<Broker>, BrokerError> {
+        let store = MessageStore::open_with_env(conf.store.clone(), env)?;
         let kv_dir = conf.kv_dir();
         std::fs::create_dir_all(&kv_dir)?;
         let kv = MetaKv::open(&kv_dir)?;

@@ -88,6 +88,10 @@ pub struct StoreConfig {
     pub access_message_in_memory_max_ratio: u32,
     /// `checkCRCOnRecover`.
     pub check_crc_on_recover: bool,
+    /// `osPageCacheBusyTimeOutMills`: once an append has held the commitlog lock longer than
+    /// this (a stalled page fault, a slow segment creation), further puts are refused with
+    /// `OsPageCacheBusy` instead of queueing behind it.
+    pub os_page_cache_busy_timeout_ms: i64,
     /// `messageDelayLevel`: delay of each level (the tags code of SCHEDULE_TOPIC_XXXX entries).
     pub message_delay_level: String,
     /// Store host stamped into every record (brokerIP1 + listen port; not a store key in RocketMQ).
@@ -133,6 +137,7 @@ impl Default for StoreConfig {
             max_transfer_count_on_message_in_disk: 8,
             access_message_in_memory_max_ratio: 40,
             check_crc_on_recover: true,
+            os_page_cache_busy_timeout_ms: 1000,
             message_delay_level: "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"
                 .into(),
             store_host: SocketAddr::from(([127, 0, 0, 1], 10911)),

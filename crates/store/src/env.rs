@@ -28,6 +28,65 @@ pub trait StoreEnv: Send + Sync + 'static {
 
     /// Called by the flusher right before it syncs the commitlog.
     fn before_commitlog_flush(&self) {}
+
+    /// Called by an append right after it takes the commitlog lock (tests hold it there).
+    fn in_append(&self) {}
+}
+
+/// For tests: holds one append inside the commitlog lock until released (a stalled page fault
+/// stand-in), with a clock that can be moved ahead of the real one.
+#[derive(Debug, Default)]
+pub struct StallEnv {
+    ahead_ms: std::sync::atomic::AtomicI64,
+    /// (hold the next append, an append is held, release it)
+    state: std::sync::Mutex<(bool, bool, bool)>,
+    cv: std::sync::Condvar,
+}
+
+impl StallEnv {
+    /// The next append waits in the lock until [`StallEnv::release`].
+    pub fn hold_next(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).0 = true;
+    }
+
+    /// Blocks until an append is held.
+    pub fn wait_held(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while !s.1 {
+            s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Lets the held append (and any later one) go on.
+    pub fn release(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).2 = true;
+        self.cv.notify_all();
+    }
+
+    /// Moves the clock `ms` ahead of the real one.
+    pub fn set_ahead_ms(&self, ms: i64) {
+        self.ahead_ms.store(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl StoreEnv for StallEnv {
+    fn now_ms(&self) -> i64 {
+        SystemEnv.now_ms() + self.ahead_ms.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn in_append(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !s.0 {
+            return;
+        }
+        s.0 = false;
+        s.1 = true;
+        self.cv.notify_all();
+        while !s.2 {
+            s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        s.1 = false;
+    }
 }
 
 /// The real clock and disk.

@@ -32,7 +32,7 @@ mod store;
 
 pub use ack::{OffsetFuture, PutFuture};
 pub use config::{FlushDiskType, StoreConfig};
-pub use env::{disk_used_ratio, StoreEnv, SystemEnv};
+pub use env::{disk_used_ratio, StallEnv, StoreEnv, SystemEnv};
 pub use error::StoreError;
 pub use status::{AppendResult, GetResult, GetStatus, PutResult, PutStatus, QueryResult};
 pub use store::{CleanReport, MessageStore, RecordFilter};

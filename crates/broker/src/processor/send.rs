@@ -35,6 +35,14 @@ fn refuse(req: &RemotingCommand, code: ResponseCode, remark: impl Into<String>) 
 /// Handles one send request.
 pub async fn handle(b: &Arc<Broker>, ctx: &RequestCtx, req: &RemotingCommand) -> HandlerResult {
     let arrived = Instant::now();
+    if b.store.is_os_page_cache_busy() {
+        // RocketMQ's processor rejectRequest: refused before it queues behind the stalled append.
+        return refuse(
+            req,
+            ResponseCode::SYSTEM_BUSY,
+            "[REJECTREQUEST]system busy, start flow control for a while",
+        );
+    }
     let wait = Duration::from_millis(b.conf.wait_time_mills_in_send_queue);
     // Fast path: a free slot without arming a timer.
     let permit = match b.send_permits.try_acquire() {
@@ -334,6 +342,14 @@ mod tests {
         name: &str,
         conf: BrokerConfig,
     ) -> (Arc<Broker>, RequestCtx, RemotingCommand, std::path::PathBuf) {
+        small_queue_with_env(name, conf, Arc::new(ferrocket_store::SystemEnv))
+    }
+
+    fn small_queue_with_env(
+        name: &str,
+        conf: BrokerConfig,
+        env: Arc<dyn ferrocket_store::StoreEnv>,
+    ) -> (Arc<Broker>, RequestCtx, RemotingCommand, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("ferrocket-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut conf = BrokerConfig {
@@ -343,7 +359,7 @@ mod tests {
         };
         conf.store.store_path_root_dir = dir.clone();
         conf.store.mapped_file_size_commit_log = 1 << 20;
-        let b = Broker::open(conf).unwrap();
+        let b = Broker::open_with_store_env(conf, env).unwrap();
         let (tx, _rx) = tokio::sync::mpsc::channel(4);
         let ctx = RequestCtx {
             conn: Arc::new(ConnHandle::new(1, "127.0.0.1:1".parse().unwrap(), tx)),
@@ -407,6 +423,35 @@ mod tests {
             t.elapsed() < Duration::from_secs(5),
             "did not wait for room"
         );
+        b.store.shutdown().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `osPageCacheBusyTimeOutMills`: while an append has held the commitlog lock longer than
+    /// that, a send is refused with SYSTEM_BUSY before it queues behind it; after, sends go on.
+    #[tokio::test]
+    async fn sends_are_refused_while_an_append_is_stalled_in_the_lock() {
+        let env = Arc::new(ferrocket_store::StallEnv::default());
+        let (b, ctx, req, dir) =
+            small_queue_with_env("pcbusy", BrokerConfig::default(), env.clone());
+        env.hold_next();
+        let stalled = {
+            let b = Arc::clone(&b);
+            std::thread::spawn(move || {
+                let m = StoredMessage::new("BusyTopic", 0, &b"stalled"[..]);
+                b.store.put_message(m).wait().status
+            })
+        };
+        env.wait_held();
+        env.set_ahead_ms(1500);
+        let out = handle(&b, &ctx, &req).await.unwrap();
+        assert_eq!(out.cmd.code, ResponseCode::SYSTEM_BUSY as i32);
+        let remark = out.cmd.remark.unwrap();
+        assert!(remark.starts_with("[REJECTREQUEST]system busy"), "{remark}");
+        env.release();
+        assert_eq!(stalled.join().unwrap(), ferrocket_store::PutStatus::PutOk);
+        let out = handle(&b, &ctx, &req).await.unwrap();
+        assert_eq!(out.cmd.code, 0, "{:?}", out.cmd.remark);
         b.store.shutdown().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }

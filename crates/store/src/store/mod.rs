@@ -65,6 +65,8 @@ pub(crate) struct Inner {
     /// Commitlog offset up to which consume queues and index are built.
     pub(crate) dispatched: AtomicI64,
     pub(crate) last_store_ts: AtomicI64,
+    /// When the append holding the commitlog lock took it (Unix ms; 0 when none holds it).
+    pub(crate) append_began: AtomicI64,
     /// An append waits for a group commit (SYNC_FLUSH).
     pub(crate) flush_requested: AtomicBool,
     /// The group-commit flusher is about to wait or waiting on `flush_cv`: only then does a
@@ -142,6 +144,7 @@ impl MessageStore {
             in_memory_bytes,
             dispatched: AtomicI64::new(0),
             last_store_ts: AtomicI64::new(checkpoint.physic_msg_timestamp),
+            append_began: AtomicI64::new(0),
             flush_requested: AtomicBool::new(false),
             flusher_parked: AtomicBool::new(false),
             flush_lock: Mutex::new(()),
@@ -248,6 +251,12 @@ impl MessageStore {
     /// True while appends are refused because the disk is past `diskSpaceWarningLevelRatio`.
     pub fn is_disk_full(&self) -> bool {
         self.inner.disk_full.load(Ordering::Acquire)
+    }
+
+    /// True while an append has held the commitlog lock longer than
+    /// `osPageCacheBusyTimeOutMills` (RocketMQ's `isOSPageCacheBusy`): sends are refused then.
+    pub fn is_os_page_cache_busy(&self) -> bool {
+        self.inner.os_page_cache_busy()
     }
 
     /// Flushes everything now (commitlog, consume queues, index, checkpoint).

@@ -1,6 +1,6 @@
 //! The append path (hot): encode outside the lock, then copy, stamp and dispatch under it.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use ferrocket_protocol::message::{
@@ -30,6 +30,9 @@ impl MessageStore {
         let inner = &self.inner;
         if let Some(refused) = self.refusal() {
             return refused;
+        }
+        if inner.os_page_cache_busy() {
+            return PutFuture::ready(PutResult::failed(PutStatus::OsPageCacheBusy));
         }
         let Some(first) = msgs.first() else {
             return PutFuture::ready(PutResult::failed(PutStatus::MessageIllegal));
@@ -199,9 +202,11 @@ impl Inner {
     ) -> Result<AppendResult, StoreError> {
         let tx_type = sysflag::transaction_type(sys_flag_at(buf, starts[0]));
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let now = self.env.now_ms();
+        let _in_lock = InLock::enter(&self.append_began, now);
+        self.env.in_append();
         let file = self.commitlog.file_for_append(buf.len())?;
         let phys = file.from() + file.wrote() as i64;
-        let now = self.env.now_ms();
         let mut stored_at = now;
         let uses_queue = matches!(
             tx_type,
@@ -323,5 +328,34 @@ impl Writer {
 
     pub(crate) fn reset(&mut self) {
         self.next_queue_offset.clear();
+    }
+}
+
+/// Marks the commitlog lock as held by an append since a time, until dropped.
+struct InLock<'a>(&'a AtomicI64);
+
+impl<'a> InLock<'a> {
+    fn enter(began: &'a AtomicI64, now: i64) -> Self {
+        began.store(now, Ordering::Release);
+        Self(began)
+    }
+}
+
+impl Drop for InLock<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+impl Inner {
+    /// RocketMQ's `isOSPageCacheBusy`: an append has held the commitlog lock longer than
+    /// `osPageCacheBusyTimeOutMills` (differences beyond 10,000 s are taken for a clock jump).
+    pub(crate) fn os_page_cache_busy(&self) -> bool {
+        let began = self.append_began.load(Ordering::Acquire);
+        if began == 0 {
+            return false;
+        }
+        let held = self.env.now_ms() - began;
+        held > self.config.os_page_cache_busy_timeout_ms && held < 10_000_000
     }
 }

@@ -1,5 +1,6 @@
 //! Integration tests of ferrocket-store against real files in temporary directories.
 
+mod busy;
 mod common;
 mod crash;
 mod flush;

@@ -101,6 +101,10 @@ pub async fn put(b: &Broker, d: &DLedgerState, msgs: Vec<StoredMessage>) -> PutR
     if !d.node.role().leader_ready {
         return failed(PutStatus::ServiceNotAvailable);
     }
+    // Refused here, before it is proposed: once committed, every node must apply it.
+    if b.store.is_disk_full() {
+        return failed(PutStatus::DiskFull);
+    }
     // Every node stores the leader's bytes (as RocketMQ's DLedger commitlog does), so they
     // carry the leader's store host and store time.
     let mut msgs = msgs;

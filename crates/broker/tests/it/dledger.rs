@@ -470,3 +470,94 @@ fn the_raft_log_stays_bounded_and_nodes_behind_it_catch_up() {
     caught_up(&g, leader, new, Duration::from_secs(60));
     assert_eq!(all_bodies(&g.messages_on(leader)).len(), 730);
 }
+
+/// Waits until node `n`'s log has a line containing `text`.
+fn wait_for_log(n: &Node, text: &str, within: Duration) {
+    let t = Instant::now();
+    while !std::fs::read_to_string(&n.log)
+        .unwrap_or_default()
+        .contains(text)
+    {
+        assert!(t.elapsed() < within, "{:?} never logged {text:?}", n.log);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Makes node `i` count its disk as full (any use past 1%, looked at every 200 ms) from its
+/// next start.
+fn disk_full_from_next_start(g: &Group, i: usize) {
+    let mut conf = std::fs::read_to_string(&g.nodes[i].conf).unwrap();
+    conf.push_str("diskSpaceWarningLevelRatio=1\ncleanResourceInterval=200\n");
+    std::fs::write(&g.nodes[i].conf, conf).unwrap();
+}
+
+/// A node whose disk is past `diskSpaceWarningLevelRatio` still applies every entry the group
+/// committed (a follower that skipped them would hold a commitlog that differs from the
+/// others' from then on); a leader in that state refuses new sends before proposing them.
+#[test]
+fn a_full_disk_refuses_new_sends_but_never_skips_committed_ones() {
+    let mut g = Group::start();
+    let leader = g.leader(Duration::from_secs(30));
+    create_topic(&g, leader);
+    let full = (leader + 1) % 3;
+    g.nodes[full].kill();
+    disk_full_from_next_start(&g, full);
+    g.nodes[full].start();
+    wait_for_log(&g.nodes[full], "disk full", Duration::from_secs(20));
+
+    let mut c = RawClient::connect(&g.nodes[leader].addr()).unwrap();
+    c.set_read_timeout(Duration::from_secs(20));
+    for i in 0..20 {
+        let body = format!("while-full-{i}");
+        send_until_ok(&mut c, i % 4, body.as_bytes(), Duration::from_secs(10));
+    }
+    drop(c);
+    let t = Instant::now();
+    while g.commitlog_of(full) != g.commitlog_of(leader) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the follower with a full disk holds {} commitlog bytes, the leader {}",
+            g.commitlog_of(full).len(),
+            g.commitlog_of(leader).len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!g.commitlog_of(leader).is_empty());
+
+    // Every disk full: whoever leads refuses, and nothing reaches any commitlog.
+    for i in 0..3 {
+        g.nodes[i].kill();
+        if i != full {
+            disk_full_from_next_start(&g, i);
+        }
+    }
+    for n in &mut g.nodes {
+        n.start();
+    }
+    let leader = g.leader(Duration::from_secs(30));
+    wait_for_log(&g.nodes[leader], "disk full", Duration::from_secs(20));
+    let before: Vec<Vec<u8>> = (0..3).map(|i| g.commitlog_of(i)).collect();
+    let mut c = RawClient::connect(&g.nodes[leader].addr()).unwrap();
+    let req = crate::util::send_req(
+        TOPIC,
+        0,
+        b"refused",
+        None,
+        true,
+        ferrocket_protocol::SerializeType::Json,
+    );
+    let r = c.call(req).unwrap();
+    assert_eq!(
+        r.code,
+        ferrocket_protocol::ResponseCode::SERVICE_NOT_AVAILABLE as i32,
+        "{:?}",
+        r.remark
+    );
+    assert!(r
+        .remark
+        .unwrap_or_default()
+        .contains("broker's disk is full"));
+    std::thread::sleep(Duration::from_millis(500));
+    let after: Vec<Vec<u8>> = (0..3).map(|i| g.commitlog_of(i)).collect();
+    assert!(before == after, "a refused send reached a commitlog");
+}

@@ -36,7 +36,7 @@ use super::codec::{
     stored_membership_to_json,
 };
 use super::types::{Entry, NodeId, Response, StorageError, TypeConfig};
-use ferrocket_store::PutResult;
+use ferrocket_store::{PutResult, PutStatus};
 
 pub use super::catch_up::{Chunk, CommitlogSource};
 
@@ -103,6 +103,15 @@ fn write_snapshot_file(
     f.write_all(json!({ "meta": meta, "data": data }).to_string().as_bytes())?;
     f.sync_all()?;
     std::fs::rename(tmp, dir.join("snapshot.json"))
+}
+
+/// Whether a put's outcome is the same on every node: stored, or refused for what the send is.
+fn applied_alike(s: PutStatus) -> bool {
+    s.is_stored()
+        || matches!(
+            s,
+            PutStatus::MessageIllegal | PutStatus::PropertiesSizeExceeded
+        )
 }
 
 pub struct StateMachine {
@@ -328,7 +337,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         let mut out = Vec::with_capacity(pending.len());
         for futs in pending {
-            out.push(Response(futures::future::join_all(futs).await));
+            let results = futures::future::join_all(futs).await;
+            // A committed send the store did not take (stopped, a segment it could not create)
+            // must not count as applied: the journal is not advanced, the node stops, and a
+            // restart undoes the batch and applies it again. Only refusals every node makes
+            // alike (a malformed send) are results.
+            if let Some(r) = results.iter().find(|r| !applied_alike(r.status)) {
+                return Err(sm_err(format!(
+                    "a committed entry could not be applied to the commitlog ({:?})",
+                    r.status
+                )));
+            }
+            out.push(Response(results));
         }
         if membership_changed {
             self.save_membership().map_err(sm_err)?;

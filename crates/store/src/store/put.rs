@@ -66,10 +66,14 @@ impl MessageStore {
     /// body CRC and a store timestamp the encoder set stay as encoded (the leader's, as in
     /// RocketMQ's DLedger commitlog, where every node holds the leader's bytes); a zero store
     /// timestamp is stamped with the time of this put.
+    ///
+    /// This is the path of entries a replicated log has already committed: a disk past
+    /// `diskSpaceWarningLevelRatio` does not refuse them (the writer refuses new sends before
+    /// they are proposed), or replicas would differ.
     pub fn put_records(&self, records: &[u8]) -> PutFuture {
         let inner = &self.inner;
-        if let Some(refused) = self.refusal() {
-            return refused;
+        if inner.stopped.load(Ordering::Acquire) {
+            return PutFuture::ready(PutResult::failed(PutStatus::ServiceNotAvailable));
         }
         let illegal = || PutFuture::ready(PutResult::failed(PutStatus::MessageIllegal));
         let mut starts = Vec::new();

@@ -83,7 +83,9 @@ impl MessageStore {
             let Ok(v) = decode_view(&records[pos..], false) else {
                 return illegal();
             };
-            if v.topic.is_empty() || v.body.len() > inner.config.max_message_size {
+            // No `maxMessageSize` check: the leader applied its own when the send came, and a
+            // node with a smaller limit must still hold what the group committed.
+            if v.topic.is_empty() {
                 return illegal();
             }
             if v.properties.len() > MAX_PROPERTIES_LEN {

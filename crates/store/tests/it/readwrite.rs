@@ -350,6 +350,31 @@ fn encoded_records_are_stamped_not_reencoded() {
     assert!(all[5].store_timestamp > leader_time);
 }
 
+/// Committed records (a DLedger entry) are applied whatever this node's own send limits say:
+/// a body over its `maxMessageSize` (the leader's may be larger) and a disk past
+/// `diskSpaceWarningLevelRatio` refuse client puts, never these, or replicas would differ.
+#[test]
+fn committed_records_are_taken_past_this_nodes_send_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MessageStore::open(StoreConfig {
+        max_message_size: 16,
+        disk_space_warning_level_ratio: 1,
+        ..small_config(dir.path())
+    })
+    .unwrap();
+    assert!(store.clean_expired_files().unwrap().disk_full);
+    let put = store.put_message(msg("R", 0, b"small", None, &[])).wait();
+    assert_eq!(put.status, PutStatus::DiskFull);
+    let mut records = Vec::new();
+    msg("R", 0, &[7; 100], None, &[])
+        .encode(&mut records)
+        .unwrap();
+    assert_eq!(store.put_records(&records).wait().status, PutStatus::PutOk);
+    let all = read_all(&store, "R", 0);
+    assert_eq!(all.len(), 1);
+    assert_eq!(&all[0].body[..], &[7; 100]);
+}
+
 /// Messages beyond the in-memory window (`accessMessageInMemoryMaxRatio` of physical memory
 /// from the commitlog's end; 0 here, so all of them) are read with the "in disk" limits:
 /// `maxTransferCountOnMessageInDisk` messages and `maxTransferBytesOnMessageInDisk` bytes.

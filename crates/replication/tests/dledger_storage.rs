@@ -372,3 +372,59 @@ async fn a_snapshot_install_copies_the_commitlog_the_node_lacks() {
     assert!(e.contains("remove its storePathRootDir"), "{e}");
     assert_eq!(f.bytes(), (0, b"older".to_vec()), "left as it was");
 }
+
+/// A peer that serves 3 bytes a read, 100 ms each, and fails its fourth read once.
+struct SlowPeer {
+    log: Arc<ByteLog>,
+    reads: AtomicI64,
+}
+
+impl ferrocket_replication::dledger::state_machine::CommitlogSource for SlowPeer {
+    fn read(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> BoxFuture<'static, Result<ferrocket_replication::dledger::state_machine::Chunk, String>>
+    {
+        let n = self.reads.fetch_add(1, Ordering::SeqCst);
+        let chunk = Peer(self.log.clone()).read(from, to);
+        Box::pin(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if n == 3 {
+                return Err("peer restarting".into());
+            }
+            chunk.await
+        })
+    }
+}
+
+/// A copy that takes longer than the patience in all, with a failed read late in it, goes on:
+/// the patience counts from the last chunk copied, not from the start.
+#[tokio::test]
+async fn a_long_copy_outlasts_the_patience_while_it_progresses() {
+    use ferrocket_replication::dledger::catch_up::copy_with_patience;
+    let leader = ByteLog::with(0, b"first-second-third-fourth");
+    let follower = ByteLog::with(0, b"");
+    let peer = SlowPeer {
+        log: leader.clone(),
+        reads: AtomicI64::new(0),
+    };
+    let patience = std::time::Duration::from_millis(250);
+    let t = std::time::Instant::now();
+    copy_with_patience(&*follower, &peer, leader.log_end(), patience)
+        .await
+        .unwrap();
+    assert!(t.elapsed() > patience, "the copy was meant to outlast it");
+    assert_eq!(follower.bytes(), leader.bytes());
+
+    // No chunk at all within the patience: given up, saying why.
+    let stuck = ByteLog::with(0, b"");
+    let nobody = SlowPeer {
+        log: ByteLog::with(0, b""),
+        reads: AtomicI64::new(0),
+    };
+    let e = copy_with_patience(&*stuck, &nobody, 10, patience)
+        .await
+        .unwrap_err();
+    assert!(e.contains("no peer served the commitlog"), "{e}");
+}

@@ -32,7 +32,8 @@ pub trait CommitlogSource: Send + Sync + 'static {
     fn read(&self, from: i64, to: i64) -> BoxFuture<'static, Result<Chunk, String>>;
 }
 
-/// How long an install keeps trying to reach a member holding the bytes it lacks.
+/// How long an install keeps trying to reach a member holding the bytes it lacks, counted from
+/// the last chunk it copied (a large copy may take longer than this in all).
 pub const FETCH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Most bytes one `ReadCommitlog` answer carries.
@@ -144,7 +145,17 @@ pub async fn copy_until(
     source: &dyn CommitlogSource,
     end: i64,
 ) -> Result<(), String> {
-    let deadline = std::time::Instant::now() + FETCH_PATIENCE;
+    copy_with_patience(applier, source, end, FETCH_PATIENCE).await
+}
+
+/// [`copy_until`], giving up after `patience` without a chunk copied.
+pub async fn copy_with_patience(
+    applier: &dyn Applier,
+    source: &dyn CommitlogSource,
+    end: i64,
+    patience: Duration,
+) -> Result<(), String> {
+    let mut deadline = std::time::Instant::now() + patience;
     let mut copied = 0i64;
     loop {
         let mine = applier.log_end();
@@ -181,6 +192,7 @@ pub async fn copy_until(
                     .append_raw(at, &c.data)
                     .map_err(|e| format!("appending a peer's commitlog at {at}: {e}"))?;
                 copied += c.data.len() as i64;
+                deadline = std::time::Instant::now() + patience;
                 continue;
             }
             Ok(_) => {}
@@ -188,7 +200,7 @@ pub async fn copy_until(
         }
         if std::time::Instant::now() > deadline {
             return Err(format!(
-                "no peer served the commitlog from {mine} to {end} within {FETCH_PATIENCE:?}"
+                "no peer served the commitlog from {mine} to {end} within {patience:?}"
             ));
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;

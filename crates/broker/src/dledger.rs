@@ -69,6 +69,7 @@ pub async fn start(b: &Arc<Broker>) -> Result<Option<DLedgerState>, BrokerError>
         election_min: Duration::from_millis(d.election_timeout_ms),
         election_max: Duration::from_millis(d.election_timeout_ms * 2),
         raft_log_max_bytes: d.raft_log_max_mb << 20,
+        segment_bytes: b.conf.store.mapped_file_size_commit_log,
     };
     let applier = Arc::new(StoreApplier(Arc::clone(&b.store)));
     let node = DLedger::start(cfg, applier, b.shutdown.clone())

@@ -172,6 +172,46 @@ async fn leader_killed_or_hung_under_load_loses_no_acknowledged_message() {
     }
 }
 
+/// Starts node `i` of a group from `text`, its conf, in `dir`.
+fn start_node(dir: &TempDir, ip: &str, port: u16, i: usize, text: String) -> Node {
+    let conf = dir.path().join(format!("n{i}.conf"));
+    std::fs::write(&conf, text).unwrap();
+    let mut n = Node {
+        ip: ip.into(),
+        port,
+        conf,
+        log: dir.path().join(format!("n{i}.log")),
+        store: dir.path().join(format!("n{i}")),
+        guard: None,
+    };
+    n.start();
+    n
+}
+
+/// The first log line of any of `nodes` containing `needle`, waiting up to 20 s for one.
+fn first_logged(nodes: &[Node], needle: &str) -> String {
+    let t = Instant::now();
+    loop {
+        let logs: Vec<String> = nodes
+            .iter()
+            .map(|n| std::fs::read_to_string(&n.log).unwrap_or_default())
+            .collect();
+        if let Some(line) = logs
+            .iter()
+            .flat_map(|l| l.lines())
+            .find(|l| l.contains(needle))
+        {
+            return line.to_string();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no {needle:?} logged:\n{}",
+            logs.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn conf_mistakes_are_refused_loudly() {
     let dir = TempDir::new("dledger-conf");
@@ -186,34 +226,16 @@ fn conf_mistakes_are_refused_loudly() {
     for (i, p) in [(0, &good), (1, &other)] {
         let port = ports.broker(ip);
         let store = dir.path().join(format!("n{i}"));
-        let conf = dir.path().join(format!("n{i}.conf"));
-        std::fs::write(&conf, conf_text(ip, port, ns, &store, p, i)).unwrap();
-        let mut n = Node {
-            ip: ip.into(),
+        nodes.push(start_node(
+            &dir,
+            ip,
             port,
-            conf,
-            log: dir.path().join(format!("n{i}.log")),
-            store,
-            guard: None,
-        };
-        n.start();
-        nodes.push(n);
+            i,
+            conf_text(ip, port, ns, &store, p, i),
+        ));
     }
     // The two nodes' dLegerPeers differ for n2: their first exchange fails naming both values.
-    let t = Instant::now();
-    let needle = "dLegerPeers mismatch";
-    let logged = loop {
-        let a = std::fs::read_to_string(&nodes[0].log).unwrap_or_default();
-        let b = std::fs::read_to_string(&nodes[1].log).unwrap_or_default();
-        if let Some(line) = a.lines().chain(b.lines()).find(|l| l.contains(needle)) {
-            break line.to_string();
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "no mismatch reported:\n{a}\n{b}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let logged = first_logged(&nodes, "dLegerPeers mismatch");
     assert!(
         logged.contains(&good) && logged.contains(&other),
         "{logged}"
@@ -243,6 +265,40 @@ fn conf_mistakes_are_refused_loudly() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("same dLegerSelfId"), "{text}");
+}
+
+/// Nodes whose `mappedFileSizeCommitLog` differs would put one message at different physical
+/// offsets: their exchanges are refused, naming both sizes, and no leader forms.
+#[test]
+fn nodes_with_different_segment_sizes_are_refused() {
+    let dir = TempDir::new("dledger-segments");
+    let ns = "127.0.0.1:9";
+    let ip = "127.0.0.22";
+    let mut ports = Ports::default();
+    let raft: Vec<u16> = (0..3).map(|_| ports.any(ip)).collect();
+    let peers = format!(
+        "n0-{ip}:{};n1-{ip}:{};n2-{ip}:{}",
+        raft[0], raft[1], raft[2]
+    );
+    let mut nodes = Vec::new();
+    for (i, size) in [(0, "16777216"), (1, "33554432")] {
+        let port = ports.broker(ip);
+        let store = dir.path().join(format!("n{i}"));
+        let text = conf_text(ip, port, ns, &store, &peers, i).replace(
+            "mappedFileSizeCommitLog=16777216",
+            &format!("mappedFileSizeCommitLog={size}"),
+        );
+        nodes.push(start_node(&dir, ip, port, i, text));
+    }
+    let logged = first_logged(&nodes, "mappedFileSizeCommitLog mismatch");
+    assert!(
+        logged.contains("=16777216") && logged.contains("=33554432"),
+        "{logged}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(nodes
+        .iter()
+        .all(|n| n.runtime().get("dledgerRole").map(String::as_str) != Some("LEADER")));
 }
 
 #[test]

@@ -66,6 +66,9 @@ pub struct DLedgerConfig {
     pub election_max: Duration,
     /// Raft log size past which a snapshot is taken and the log purged to it (0: never).
     pub raft_log_max_bytes: u64,
+    /// `mappedFileSizeCommitLog`, which every node of the group must share (checked on every
+    /// exchange between peers).
+    pub segment_bytes: u64,
 }
 
 /// Why a node cannot start.
@@ -217,6 +220,7 @@ impl DLedger {
             group: cfg.group.clone(),
             peers: peers_text,
             self_id: cfg.self_id.clone(),
+            segment_bytes: cfg.segment_bytes,
         };
         let net = network::Network {
             cluster: cluster.clone(),

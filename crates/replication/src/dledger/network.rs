@@ -315,6 +315,12 @@ fn check(ours: &pb::Cluster, theirs: Option<&pb::Cluster>) -> Result<(), Status>
             ours.group, t.self_id, t.peers, ours.self_id, ours.peers
         )));
     }
+    if t.segment_bytes != 0 && ours.segment_bytes != 0 && t.segment_bytes != ours.segment_bytes {
+        return Err(Status::failed_precondition(format!(
+            "mappedFileSizeCommitLog mismatch in group {:?}: node {} has mappedFileSizeCommitLog={} but node {} has mappedFileSizeCommitLog={}; every node of a group needs the same segment size",
+            ours.group, t.self_id, t.segment_bytes, ours.self_id, ours.segment_bytes
+        )));
+    }
     if t.self_id == ours.self_id {
         return Err(Status::failed_precondition(format!(
             "two nodes of group {:?} use dLegerSelfId={}: each node needs its own id",

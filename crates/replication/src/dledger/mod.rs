@@ -140,6 +140,9 @@ pub fn peers_string(peers: &[(String, String)]) -> String {
         .join(";")
 }
 
+/// The role's state once the Raft core has stopped on an error.
+pub const STOPPED: &str = "STOPPED";
+
 fn state_name(s: ServerState) -> &'static str {
     match s {
         ServerState::Leader => "LEADER",
@@ -370,11 +373,16 @@ fn watch_role(
     // group restarted), their acknowledgements make it ready. So: ready = leader, applied an
     // entry of its term, and acknowledged by a quorum within an election timeout.
     let role_of = move |m: &RaftMetrics<NodeId, BasicNode>| Role {
-        leader_ready: m.state == ServerState::Leader
+        leader_ready: m.running_state.is_ok()
+            && m.state == ServerState::Leader
             && m.last_applied
                 .is_some_and(|a| a.leader_id.term == m.current_term)
             && m.millis_since_quorum_ack.is_some_and(|ms| ms < lease),
-        state: state_name(m.state),
+        state: if m.running_state.is_ok() {
+            state_name(m.state)
+        } else {
+            STOPPED
+        },
         term: m.current_term,
         applied_index: m.last_applied.map_or(0, |a| a.index),
         leader: m
@@ -385,11 +393,22 @@ fn watch_role(
     let (tx, rx) = watch::channel(first);
     tokio::spawn(async move {
         loop {
-            tokio::select! {
-                r = metrics.changed() => if r.is_err() { return },
+            let stopped = tokio::select! {
+                r = metrics.changed() => r.is_err(),
                 _ = shutdown.cancelled() => return,
-            }
-            let role = role_of(&metrics.borrow_and_update());
+            };
+            let role = if stopped {
+                // The Raft core ended on its own (a storage error): never leave this node
+                // advertised as the leader it may have been.
+                tracing::error!("the DLedger node stopped; it no longer serves as leader or follower until restarted");
+                Role {
+                    leader_ready: false,
+                    state: STOPPED,
+                    ..tx.borrow().clone()
+                }
+            } else {
+                role_of(&metrics.borrow_and_update())
+            };
             tx.send_if_modified(|cur| {
                 if *cur != role {
                     if cur.state != role.state || cur.leader_ready != role.leader_ready {
@@ -401,6 +420,9 @@ fn watch_role(
                     false
                 }
             });
+            if stopped {
+                return;
+            }
         }
     });
     rx

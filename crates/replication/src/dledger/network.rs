@@ -126,9 +126,7 @@ impl Peer {
             ))))
         }
     }
-}
 
-impl Peer {
     /// One AppendEntries: over the stream (opened on first use, dropped after any error, so the
     /// next call opens a new one), or unary for a peer without the stream.
     async fn send_append(

@@ -209,6 +209,11 @@ impl BrokerHandle {
         if let Some(h) = b.ha.get() {
             h.shutdown().await;
         }
+        // The Raft core before the store: an entry applied to a stopped store is refused, and
+        // the node would stop on that error instead of shutting down.
+        if let Some(d) = b.dledger.get() {
+            d.node.shutdown().await;
+        }
         let b2 = Arc::clone(&b);
         let r = tokio::task::spawn_blocking(move || -> Result<(), BrokerError> {
             b2.offsets.persist()?;

@@ -99,6 +99,14 @@ pub struct BrokerConfig {
     pub slave_timeout: u64,
     /// `haMaxGapNotInSync` / `haSlaveFallbehindMax`: a slave further behind is not in sync.
     pub ha_max_gap_not_in_sync: i64,
+    /// `haSendHeartbeatInterval` (ms): the master sends an empty transfer, and a slave reports
+    /// its offset, at least this often.
+    pub ha_send_heartbeat_interval: u64,
+    /// `haHousekeepingInterval` (ms): an HA link silent this long is dropped (and a slave
+    /// reconnects).
+    pub ha_housekeeping_interval: u64,
+    /// `haTransferBatchSize` (bytes): most commitlog bytes one HA transfer carries.
+    pub ha_transfer_batch_size: usize,
     /// `inSyncReplicas` (counting the master).
     pub in_sync_replicas: u32,
     /// `totalReplicas` (counting the master; 0 = unset).
@@ -160,6 +168,9 @@ impl Default for BrokerConfig {
             ha_master_address: None,
             slave_timeout: 3000,
             ha_max_gap_not_in_sync: 256 * 1024 * 1024,
+            ha_send_heartbeat_interval: 5000,
+            ha_housekeeping_interval: 20_000,
+            ha_transfer_batch_size: 32 * 1024,
             in_sync_replicas: 1,
             total_replicas: 0,
             store: StoreConfig::default(),
@@ -194,6 +205,22 @@ impl Props<'_> {
 
     fn set<T: std::str::FromStr>(&self, key: &'static str, dst: &mut T) -> Result<(), BrokerError> {
         if let Some(v) = self.parse(key)? {
+            *dst = v;
+        }
+        Ok(())
+    }
+
+    /// [`Props::set`] for a count or interval that must not be 0.
+    fn set_positive<T>(&self, key: &'static str, dst: &mut T) -> Result<(), BrokerError>
+    where
+        T: std::str::FromStr + Default + PartialEq + std::fmt::Display,
+    {
+        if let Some(v) = self.parse::<T>(key)? {
+            if v == T::default() {
+                return Err(BrokerError::Config(format!(
+                    "{key}={v} is not a valid value: it must be at least 1"
+                )));
+            }
             *dst = v;
         }
         Ok(())
@@ -411,6 +438,9 @@ impl BrokerConfig {
             p.set(key, &mut c.ha_max_gap_not_in_sync)?;
         }
         p.set("inSyncReplicas", &mut c.in_sync_replicas)?;
+        p.set_positive("haSendHeartbeatInterval", &mut c.ha_send_heartbeat_interval)?;
+        p.set_positive("haHousekeepingInterval", &mut c.ha_housekeeping_interval)?;
+        p.set_positive("haTransferBatchSize", &mut c.ha_transfer_batch_size)?;
         p.set("totalReplicas", &mut c.total_replicas)?;
 
         let s = &mut c.store;

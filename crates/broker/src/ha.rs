@@ -25,6 +25,7 @@ use serde::Deserialize;
 use crate::body::{SubscriptionGroupConfig, TopicConfigSerializeWrapper};
 use crate::config::BrokerRole;
 use crate::remoting_client::RemotingClient;
+use crate::BrokerConfig;
 use crate::{Broker, BrokerError};
 
 /// The running replication side of the broker.
@@ -40,16 +41,39 @@ pub enum Replication {
     },
 }
 
+/// A slave's HA settings from the broker conf.
+fn client_config(c: &BrokerConfig, bind_ip: Option<IpAddr>) -> HaClientConfig {
+    HaClientConfig {
+        bind_ip,
+        report_interval: Duration::from_millis(c.ha_send_heartbeat_interval),
+        housekeeping_interval: Duration::from_millis(c.ha_housekeeping_interval),
+        ..HaClientConfig::default()
+    }
+}
+
+/// A master's HA settings from the broker conf, listening on `listen`.
+fn server_config(c: &BrokerConfig, listen: SocketAddr) -> HaServerConfig {
+    HaServerConfig {
+        listen,
+        transfer_batch_size: c.ha_transfer_batch_size,
+        heartbeat_interval: Duration::from_millis(c.ha_send_heartbeat_interval),
+        housekeeping_interval: Duration::from_millis(c.ha_housekeeping_interval),
+        ack: AckConfig {
+            max_gap_not_in_sync: c.ha_max_gap_not_in_sync,
+            slave_timeout: Duration::from_millis(c.slave_timeout),
+            in_sync_replicas: c.in_sync_replicas,
+            total_replicas: c.total_replicas,
+        },
+    }
+}
+
 /// Starts the HA service (master) or client (slave).
 pub async fn start(b: &Arc<Broker>, ip1_is_local: bool) -> Result<Replication, BrokerError> {
     let c = &b.conf;
     let store: Arc<dyn HaStore> = Arc::clone(&b.store) as Arc<dyn HaStore>;
     if c.is_slave() {
         let fixed = c.ha_master_address.as_deref().and_then(parse_addr);
-        let cfg = HaClientConfig {
-            bind_ip: ip1_is_local.then_some(c.broker_ip1),
-            ..HaClientConfig::default()
-        };
+        let cfg = client_config(c, ip1_is_local.then_some(c.broker_ip1));
         let client = HaClient::start(cfg, store, fixed, &b.shutdown);
         return Ok(Replication::Slave {
             client,
@@ -57,20 +81,17 @@ pub async fn start(b: &Arc<Broker>, ip1_is_local: bool) -> Result<Replication, B
             fixed: fixed.is_some(),
         });
     }
-    let mut cfg = HaServerConfig::new(SocketAddr::new(
-        if ip1_is_local {
-            c.broker_ip2
-        } else {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-        },
-        c.ha_listen_port,
-    ));
-    cfg.ack = AckConfig {
-        max_gap_not_in_sync: c.ha_max_gap_not_in_sync,
-        slave_timeout: Duration::from_millis(c.slave_timeout),
-        in_sync_replicas: c.in_sync_replicas,
-        total_replicas: c.total_replicas,
-    };
+    let mut cfg = server_config(
+        c,
+        SocketAddr::new(
+            if ip1_is_local {
+                c.broker_ip2
+            } else {
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            },
+            c.ha_listen_port,
+        ),
+    );
     let allow = AllowList::new([c.broker_ip1, c.broker_ip2, IpAddr::V4(Ipv4Addr::LOCALHOST)]);
     let listen = cfg.listen;
     let server =
@@ -273,4 +294,53 @@ pub(crate) async fn sync_once(b: &Broker, c: &RemotingClient) -> Result<(), Stri
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The HA timing and batch keys reach both ends of the link; 0 is refused, naming the key.
+    #[test]
+    fn ha_keys_configure_master_and_slave() {
+        let props = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::HashMap<_, _>>()
+        };
+        let c = BrokerConfig::from_properties(&props(&[
+            ("haSendHeartbeatInterval", "1000"),
+            ("haHousekeepingInterval", "4000"),
+            ("haTransferBatchSize", "65536"),
+        ]))
+        .unwrap();
+        let listen = SocketAddr::from(([127, 0, 0, 1], 10912));
+        let s = server_config(&c, listen);
+        assert_eq!(s.transfer_batch_size, 65536);
+        assert_eq!(s.heartbeat_interval, Duration::from_secs(1));
+        assert_eq!(s.housekeeping_interval, Duration::from_secs(4));
+        let k = client_config(&c, None);
+        assert_eq!(k.report_interval, Duration::from_secs(1));
+        assert_eq!(k.housekeeping_interval, Duration::from_secs(4));
+
+        // RocketMQ's defaults otherwise.
+        let d = server_config(&BrokerConfig::default(), listen);
+        assert_eq!(d.transfer_batch_size, 32 * 1024);
+        assert_eq!(d.heartbeat_interval, Duration::from_secs(5));
+        assert_eq!(d.housekeeping_interval, Duration::from_secs(20));
+
+        let e = BrokerConfig::from_properties(&props(&[("haTransferBatchSize", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("haTransferBatchSize=0"), "{e}");
+        let keys = BrokerConfig::implemented_keys();
+        for k in [
+            "haSendHeartbeatInterval",
+            "haHousekeepingInterval",
+            "haTransferBatchSize",
+        ] {
+            assert!(keys.contains(&k), "{k} not counted as implemented");
+        }
+    }
 }

@@ -498,6 +498,10 @@ impl BrokerConfig {
         p.set("cleanFileForciblyEnable", &mut s.clean_file_forcibly_enable)?;
         p.set("cleanResourceInterval", &mut s.clean_resource_interval)?;
         p.set("deleteFileBatchMax", &mut s.delete_file_batch_max)?;
+        p.set(
+            "deleteCommitLogFilesInterval",
+            &mut s.delete_commit_log_files_interval,
+        )?;
         p.set("maxMessageSize", &mut s.max_message_size)?;
         p.set("messageIndexEnable", &mut s.message_index_enable)?;
         p.set("maxHashSlotNum", &mut s.max_hash_slot_num)?;
@@ -716,6 +720,10 @@ impl BrokerConfig {
             ),
             ("deleteFileBatchMax", s.delete_file_batch_max.to_string()),
             (
+                "deleteCommitLogFilesInterval",
+                s.delete_commit_log_files_interval.to_string(),
+            ),
+            (
                 "diskSpaceWarningLevelRatio",
                 s.disk_space_warning_level_ratio.to_string(),
             ),
@@ -867,6 +875,7 @@ mod tests {
             ("maxTransferBytesOnMessageInDisk", "4096"),
             ("checkCRCOnRecover", "false"),
             ("osPageCacheBusyTimeOutMills", "3000"),
+            ("deleteCommitLogFilesInterval", "250"),
         ]))
         .unwrap();
         assert!(c.store.warm_mapped_file_enable);
@@ -876,6 +885,7 @@ mod tests {
         assert_eq!(c.store.max_transfer_bytes_on_message_in_disk, 4096);
         assert!(!c.store.check_crc_on_recover);
         assert_eq!(c.store.os_page_cache_busy_timeout_ms, 3000);
+        assert_eq!(c.store.delete_commit_log_files_interval, 250);
         let keys = BrokerConfig::implemented_keys();
         for k in [
             "warmMapedFileEnable",
@@ -885,6 +895,7 @@ mod tests {
             "maxTransferBytesOnMessageInDisk",
             "checkCRCOnRecover",
             "osPageCacheBusyTimeOutMills",
+            "deleteCommitLogFilesInterval",
         ] {
             assert!(keys.contains(&k), "{k} not counted as implemented");
         }

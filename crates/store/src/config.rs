@@ -35,12 +35,10 @@ pub struct StoreConfig {
     /// `warmMapedFileEnable`: each new commitlog segment is written ahead with zeros in the
     /// background (SYNC_FLUSH always does this, and appends to such segments by `pwrite`).
     pub warm_mapped_file_enable: bool,
-    /// `flushIntervalConsumeQueue` (ms).
+    /// `flushIntervalConsumeQueue` (ms): consume queues, index and checkpoint are flushed this
+    /// often, whatever they hold (`flushConsumeQueueLeastPages` and
+    /// `flushConsumeQueueThoroughInterval` are not implemented).
     pub flush_interval_consume_queue: u64,
-    /// `flushConsumeQueueLeastPages`.
-    pub flush_consume_queue_least_pages: u32,
-    /// `flushConsumeQueueThoroughInterval` (ms).
-    pub flush_consume_queue_thorough_interval: u64,
     /// `syncFlushTimeout` (ms): a SYNC_FLUSH append not covered by an fsync within this time
     /// answers `FlushDiskTimeout`.
     pub sync_flush_timeout: u64,
@@ -60,7 +58,8 @@ pub struct StoreConfig {
     pub clean_resource_interval: u64,
     /// `deleteFileBatchMax`: commitlog files removed in one retention round at most.
     pub delete_file_batch_max: usize,
-    /// `deleteCommitLogFilesInterval` (ms) between two file deletions of one round.
+    /// `deleteCommitLogFilesInterval` (ms): pause between two commitlog segments removed in one
+    /// round, so a round of many does not free their blocks all at once.
     pub delete_commit_log_files_interval: u64,
     /// `maxMessageSize`: largest body accepted.
     pub max_message_size: usize,
@@ -114,8 +113,6 @@ impl Default for StoreConfig {
             flush_commit_log_thorough_interval: 10_000,
             warm_mapped_file_enable: false,
             flush_interval_consume_queue: 1000,
-            flush_consume_queue_least_pages: 2,
-            flush_consume_queue_thorough_interval: 60_000,
             sync_flush_timeout: 5000,
             delete_when: "04".into(),
             file_reserved_time: 72,

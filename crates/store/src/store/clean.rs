@@ -68,22 +68,38 @@ fn clean_once(inner: &Inner) -> Result<CleanReport, StoreError> {
         return Ok(report);
     }
     let reserved_ms = c.file_reserved_time as i64 * 3_600_000;
-    {
-        // Deleting under the write lock keeps truncation and raw appends out of the way.
-        let _w = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let files = inner.commitlog.files().files();
-        for f in files.iter().take(files.len().saturating_sub(1)) {
-            if report.commitlog_files >= c.delete_file_batch_max.max(1) {
-                break;
-            }
-            let expired = f.modified_ms() + reserved_ms <= now;
-            if !(expired || forcibly) {
-                break;
-            }
-            inner.commitlog.files().remove_first()?;
-            report.commitlog_files += 1;
-            tracing::info!(file = %f.path().display(), expired, forcibly, "commitlog segment removed");
+    while report.commitlog_files < c.delete_file_batch_max.max(1) {
+        if report.commitlog_files > 0
+            && c.delete_commit_log_files_interval > 0
+            && inner.sleep_unless_stopped(c.delete_commit_log_files_interval)
+        {
+            break;
         }
+        // Taken out of the queue under the write lock (truncation and raw appends stay out of
+        // the way), but released after it: the last unmap of a segment frees its blocks, which
+        // can take a while for 1 GiB, and appends must not wait for that.
+        let removed = {
+            let _w = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let files = inner.commitlog.files().files();
+            match files.first() {
+                Some(f) if files.len() > 1 => {
+                    let expired = f.modified_ms() + reserved_ms <= now;
+                    if !(expired || forcibly) {
+                        break;
+                    }
+                    inner
+                        .commitlog
+                        .files()
+                        .remove_first()?
+                        .map(|f| (f, expired))
+                }
+                _ => None,
+            }
+        };
+        let Some((f, expired)) = removed else { break };
+        report.commitlog_files += 1;
+        tracing::info!(file = %f.path().display(), expired, forcibly, "commitlog segment removed");
+        drop(f);
     }
     let min_phys = inner.commitlog.min_offset();
     for q in inner.all_queues() {

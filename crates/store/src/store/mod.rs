@@ -378,15 +378,22 @@ impl Inner {
 
     /// Sleeps up to `ms` unless the store stops; true when stopped.
     pub(crate) fn sleep_unless_stopped(&self, ms: u64) -> bool {
-        let g = self.stop_lock.lock().unwrap_or_else(|e| e.into_inner());
-        if self.stopped.load(Ordering::Acquire) {
-            return true;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+        let mut g = self.stop_lock.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if self.stopped.load(Ordering::Acquire) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            g = self
+                .stop_cv
+                .wait_timeout(g, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
-        let _g = self
-            .stop_cv
-            .wait_timeout(g, std::time::Duration::from_millis(ms))
-            .unwrap_or_else(|e| e.into_inner());
-        self.stopped.load(Ordering::Acquire)
     }
 
     pub(crate) fn checkpoint_path(&self) -> PathBuf {

@@ -107,6 +107,7 @@ fn delete_file_batch_max_bounds_one_round() {
     env.used_percent.store(10, Ordering::SeqCst);
     let config = ferrocket_store::StoreConfig {
         delete_file_batch_max: 2,
+        delete_commit_log_files_interval: 300,
         ..small_config(dir.path())
     };
     let store = MessageStore::open_with_env(config, env.clone()).unwrap();
@@ -119,9 +120,15 @@ fn delete_file_batch_max_bounds_one_round() {
         .unwrap()
         .count();
     assert!(before >= 5, "{before} segments");
-    // Everything but the current segment is expired; each round removes at most two.
+    // Everything but the current segment is expired; each round removes at most two, with
+    // `deleteCommitLogFilesInterval` between them.
     env.now.store(four_am_in(5), Ordering::SeqCst);
+    let t = std::time::Instant::now();
     assert_eq!(store.clean_expired_files().unwrap().commitlog_files, 2);
+    assert!(
+        t.elapsed() >= std::time::Duration::from_millis(300),
+        "no pause between the two removals"
+    );
     let mut removed = 2;
     while removed < before - 1 {
         let n = store.clean_expired_files().unwrap().commitlog_files;

@@ -83,7 +83,9 @@ pub struct BrokerConfig {
     pub timer_wheel_enable: bool,
     /// `timerMaxDelaySec`: the furthest delivery time accepted.
     pub timer_max_delay_sec: i64,
-    /// `timerPrecisionMs`: a timer message due within this is delivered at once.
+    /// `timerPrecisionMs`: how early RocketMQ may deliver a timer message (it rounds the due time
+    /// down to this). Read, and shown by `mqbroker -p`, but it changes nothing here: the wheel
+    /// ticks every 100 ms and delivers at the due time, within any precision this allows.
     pub timer_precision_ms: i64,
     /// DLedger mode (`enableDLegerCommitLog=true`).
     pub dledger: Option<DLedgerConf>,

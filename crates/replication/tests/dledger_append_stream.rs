@@ -223,3 +223,31 @@ async fn the_leader_uses_one_stream_and_falls_back_to_unary_calls() {
     append_twice_via_peer(without.addr, 8).await;
     assert_eq!(counts(&without), (1, 0, 2));
 }
+
+/// openraft drops an AppendEntries call it gave up on (after a heartbeat interval): the next
+/// call opens a new stream, so the follower discards what was queued on the old one instead of
+/// working through stale requests.
+#[tokio::test]
+async fn a_call_given_up_on_makes_the_next_one_use_a_new_stream() {
+    let server = serve(true).await;
+    let mut net = Network {
+        cluster: pb::Cluster::default(),
+    };
+    let mut peer = net
+        .new_client(1, &BasicNode::new(server.addr.to_string()))
+        .await;
+    let opt = RPCOption::new(Duration::from_secs(5));
+    // The echo answers a request whose previous index is 1 after 300 ms: dropped at 50 ms.
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(50),
+        peer.append_entries(openraft_request(1), opt.clone()),
+    )
+    .await;
+    assert!(dropped.is_err(), "the slow answer came within 50 ms");
+    match peer.append_entries(openraft_request(2), opt).await.unwrap() {
+        AppendEntriesResponse::PartialSuccess(Some(l)) => assert_eq!(l.index, 2),
+        other => panic!("unexpected answer {other:?}"),
+    }
+    let (opened, _, unary) = counts(&server);
+    assert_eq!((opened, unary), (2, 0));
+}

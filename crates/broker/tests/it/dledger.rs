@@ -617,3 +617,48 @@ fn a_full_disk_refuses_new_sends_but_never_skips_committed_ones() {
     let after: Vec<Vec<u8>> = (0..3).map(|i| g.commitlog_of(i)).collect();
     assert!(before == after, "a refused send reached a commitlog");
 }
+
+/// A hung follower (SIGSTOP): the leader's AppendEntries stream to it times out while the other
+/// follower keeps the quorum, so sends go on; when it wakes, the leader opens a new stream, the
+/// late answers on the old one are dropped, and it catches up to a byte-identical commitlog.
+#[test]
+fn a_hung_follower_does_not_stop_sends_and_catches_up_when_it_wakes() {
+    let g = Group::start();
+    let leader = g.leader(Duration::from_secs(30));
+    create_topic(&g, leader);
+    let hung = (leader + 1) % 3;
+    let mut c = RawClient::connect(&g.nodes[leader].addr()).unwrap();
+    c.set_read_timeout(Duration::from_secs(20));
+    send_until_ok(&mut c, 0, b"before", Duration::from_secs(10));
+    g.nodes[hung].guard.as_ref().unwrap().signal(libc::SIGSTOP);
+    for i in 0..40 {
+        let req = crate::util::send_req(
+            TOPIC,
+            i % 4,
+            format!("while-hung-{i}").as_bytes(),
+            None,
+            true,
+            ferrocket_protocol::SerializeType::Json,
+        );
+        let r = c.call(req).unwrap();
+        assert_eq!(r.code, 0, "send {i} while a follower hung: {:?}", r.remark);
+        if i == 20 {
+            // Long enough for the leader's call to the hung node to time out.
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+    g.nodes[hung].guard.as_ref().unwrap().signal(libc::SIGCONT);
+    send_until_ok(&mut c, 1, b"after", Duration::from_secs(10));
+    let t = Instant::now();
+    while g.commitlog_of(hung) != g.commitlog_of(leader) {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the woken follower holds {} commitlog bytes, the leader {}",
+            g.commitlog_of(hung).len(),
+            g.commitlog_of(leader).len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let bodies = all_bodies(&g.messages_on(hung));
+    assert_eq!(bodies.len(), 42, "{bodies:?}");
+}

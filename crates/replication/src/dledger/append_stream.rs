@@ -24,6 +24,8 @@ pub struct AppendStream {
     tx: mpsc::Sender<pb::AppendRequest>,
     rx: Streaming<pb::AppendResponse>,
     next_seq: u64,
+    /// A request was sent and its answer not read: the call was abandoned.
+    unanswered: bool,
 }
 
 impl AppendStream {
@@ -35,6 +37,7 @@ impl AppendStream {
             tx,
             rx: resp.into_inner(),
             next_seq: 1,
+            unanswered: false,
         })
     }
 
@@ -47,9 +50,13 @@ impl AppendStream {
             .send(req)
             .await
             .map_err(|_| Status::unavailable("append stream closed"))?;
+        self.unanswered = true;
         loop {
             match self.rx.message().await? {
-                Some(r) if r.seq == seq => return Ok(r),
+                Some(r) if r.seq == seq => {
+                    self.unanswered = false;
+                    return Ok(r);
+                }
                 // The answer to an abandoned call.
                 Some(r) if r.seq < seq => continue,
                 Some(r) => {
@@ -61,6 +68,14 @@ impl AppendStream {
                 None => return Err(Status::unavailable("append stream ended by the peer")),
             }
         }
+    }
+}
+
+impl AppendStream {
+    /// Whether the last call was abandoned before its answer came (openraft gives up on an
+    /// AppendEntries after a heartbeat interval and drops the call).
+    pub fn abandoned(&self) -> bool {
+        self.unanswered
     }
 }
 

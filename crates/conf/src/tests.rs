@@ -25,16 +25,40 @@ const BROKER_IMPL: &[&str] = &[
     "mappedFileSizeCommitLog",
 ];
 
-fn write(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ferrocket-conf-{}", std::process::id()));
+/// A conf file in a directory of its own, removed when dropped (tests run in parallel).
+struct ConfFile(PathBuf);
+
+impl ConfFile {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ConfFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn write(name: &str, text: &str) -> ConfFile {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ferrocket-conf-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
-    p
+    ConfFile(p)
 }
 
 fn load_broker(name: &str, text: &str) -> Result<Loaded, ConfError> {
-    load(Kind::Broker, Some(&write(name, text)), None, BROKER_IMPL)
+    load(
+        Kind::Broker,
+        Some(write(name, text).path()),
+        None,
+        BROKER_IMPL,
+    )
 }
 
 fn err(name: &str, text: &str) -> String {
@@ -172,7 +196,13 @@ fn aliases_and_provenance_and_overrides() {
         "alias.conf",
         "mapedFileSizeCommitLog=1048576\nnamesrvAddr=10.0.0.1:9876\n",
     );
-    let l = load(Kind::Broker, Some(&p), Some("127.0.0.1:9876"), BROKER_IMPL).unwrap();
+    let l = load(
+        Kind::Broker,
+        Some(p.path()),
+        Some("127.0.0.1:9876"),
+        BROKER_IMPL,
+    )
+    .unwrap();
     assert_eq!(l.settings["mappedFileSizeCommitLog"].value, "1048576");
     assert!(l.warnings.iter().any(|w| w.contains("old spelling")));
     assert_eq!(
@@ -182,7 +212,7 @@ fn aliases_and_provenance_and_overrides() {
     assert_eq!(l.settings["namesrvAddr"].origin, Origin::CommandLine);
     assert_eq!(
         l.settings["mappedFileSizeCommitLog"].origin.to_string(),
-        format!("{}:1", p.display())
+        format!("{}:1", p.path().display())
     );
     let rendered = l.render([
         ("namesrvAddr", "127.0.0.1:9876".to_string()),
@@ -203,14 +233,14 @@ fn namesrv_knows_its_own_keys_only() {
     let p = write("ns.conf", "listenPort=9876\nkvConfigPath=/tmp/kv.json\n");
     assert!(load(
         Kind::Namesrv,
-        Some(&p),
+        Some(p.path()),
         None,
         &["listenPort", "kvConfigPath"]
     )
     .is_ok());
     let p = write("ns2.conf", "brokerName=a\n");
     assert!(matches!(
-        load(Kind::Namesrv, Some(&p), None, &[]),
+        load(Kind::Namesrv, Some(p.path()), None, &[]),
         Err(ConfError::UnknownKey { .. })
     ));
 }
@@ -247,6 +277,6 @@ fn launcher_variables_are_not_conf_keys() {
     // binary reads FERROCKET_LOG_DIR concurrently.
     unsafe { std::env::set_var("FERROCKET_LOG_DIR", "/tmp/logs") };
     let p = write("env.conf", "brokerName=a\n");
-    let l = load(Kind::Broker, Some(&p), None, BROKER_IMPL).unwrap();
+    let l = load(Kind::Broker, Some(p.path()), None, BROKER_IMPL).unwrap();
     assert!(!l.settings.contains_key("LOG_DIR"));
 }

@@ -178,7 +178,22 @@ impl Loaded {
 mod tests {
     use super::*;
 
-    fn write(text: &str) -> PathBuf {
+    /// A conf file removed when dropped.
+    struct ConfFile(PathBuf);
+
+    impl ConfFile {
+        fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for ConfFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn write(text: &str) -> ConfFile {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let p = std::env::temp_dir().join(format!(
@@ -186,7 +201,7 @@ mod tests {
             std::process::id()
         ));
         std::fs::write(&p, text).unwrap();
-        p
+        ConfFile(p)
     }
 
     #[test]
@@ -199,19 +214,19 @@ mod tests {
     #[test]
     fn file_values_and_provenance() {
         let p = write("# comment\nlistenPort = 19876\n! other\norderMessageEnable:true\nserverWorkerThreads 8\n");
-        let l = load(Some(&p)).unwrap();
+        let l = load(Some(p.path())).unwrap();
         assert_eq!(l.config.listen_port, 19876);
         assert!(l.config.order_message_enable);
         assert_eq!(l.warnings.len(), 1);
         assert!(l
             .render()
-            .contains(&format!("listenPort=19876    # {}:2", p.display())));
+            .contains(&format!("listenPort=19876    # {}:2", p.path().display())));
     }
 
     #[test]
     fn unknown_key_names_line_and_suggests() {
         let p = write("listenPort=1\nlistenPrt=2\n");
-        let e = load(Some(&p)).unwrap_err().to_string();
+        let e = load(Some(p.path())).unwrap_err().to_string();
         assert!(
             e.contains(":2: unknown key `listenPrt` (did you mean `listenPort`?)"),
             "{e}"
@@ -221,7 +236,7 @@ mod tests {
     #[test]
     fn malformed_value_names_expectation() {
         let p = write("listenPort=abc\n");
-        let e = load(Some(&p)).unwrap_err().to_string();
+        let e = load(Some(p.path())).unwrap_err().to_string();
         assert!(
             e.contains(":1: `listenPort=abc` is not valid: expected a port number"),
             "{e}"

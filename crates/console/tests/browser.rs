@@ -102,15 +102,20 @@ struct Browser {
     port: u16,
     session: String,
     _driver: Driver,
+    /// chromedriver's and Chromium's TMPDIR: Chromium, killed, cannot remove what it made
+    /// there; this goes after the driver is killed.
+    _tmp: TempDir,
 }
 
 impl Browser {
     fn start() -> Browser {
         let port = free_port_on("127.0.0.1");
+        let tmp = TempDir::new("browser");
         let driver = Driver(ProcessGuard::spawn(
             "chromedriver",
             Command::new("chromedriver")
                 .arg(format!("--port={port}"))
+                .env("TMPDIR", tmp.path())
                 .process_group(0)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
@@ -137,6 +142,7 @@ impl Browser {
             port,
             session,
             _driver: driver,
+            _tmp: tmp,
         }
     }
 

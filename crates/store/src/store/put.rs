@@ -28,11 +28,8 @@ impl MessageStore {
     /// they land in one segment with consecutive queue offsets.
     pub fn put_messages(&self, mut msgs: Vec<StoredMessage>) -> PutFuture {
         let inner = &self.inner;
-        if let Some(refused) = self.refusal() {
+        if let Some(refused) = self.refusal(false) {
             return refused;
-        }
-        if inner.os_page_cache_busy() {
-            return PutFuture::ready(PutResult::failed(PutStatus::OsPageCacheBusy));
         }
         let Some(first) = msgs.first() else {
             return PutFuture::ready(PutResult::failed(PutStatus::MessageIllegal));
@@ -71,9 +68,8 @@ impl MessageStore {
     /// `diskSpaceWarningLevelRatio` does not refuse them (the writer refuses new sends before
     /// they are proposed), or replicas would differ.
     pub fn put_records(&self, records: &[u8]) -> PutFuture {
-        let inner = &self.inner;
-        if inner.stopped.load(Ordering::Acquire) {
-            return PutFuture::ready(PutResult::failed(PutStatus::ServiceNotAvailable));
+        if let Some(refused) = self.refusal(true) {
+            return refused;
         }
         let illegal = || PutFuture::ready(PutResult::failed(PutStatus::MessageIllegal));
         let mut starts = Vec::new();
@@ -116,12 +112,19 @@ impl MessageStore {
         )
     }
 
-    /// The answer to any put while the store is stopping or its disk is full.
-    fn refusal(&self) -> Option<PutFuture> {
-        let status = if self.inner.stopped.load(Ordering::Acquire) {
+    /// The answer to a put the store will not take: any put while it is stopping; a client's
+    /// (not `committed` records, see [`MessageStore::put_records`]) while its disk is full or an
+    /// append has held the commitlog lock too long.
+    fn refusal(&self, committed: bool) -> Option<PutFuture> {
+        let inner = &self.inner;
+        let status = if inner.stopped.load(Ordering::Acquire) {
             PutStatus::ServiceNotAvailable
-        } else if self.inner.disk_full.load(Ordering::Acquire) {
+        } else if committed {
+            return None;
+        } else if inner.disk_full.load(Ordering::Acquire) {
             PutStatus::DiskFull
+        } else if inner.os_page_cache_busy() {
+            PutStatus::OsPageCacheBusy
         } else {
             return None;
         };

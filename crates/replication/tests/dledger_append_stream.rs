@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrocket_replication::dledger::append_stream::{self, AppendStream};
-use ferrocket_replication::dledger::network::Network;
+use ferrocket_replication::dledger::network::{Network, Peer};
 use ferrocket_replication::dledger::pb::d_ledger_client::DLedgerClient;
 use ferrocket_replication::dledger::pb::d_ledger_server::{DLedger, DLedgerServer};
 use ferrocket_replication::dledger::pb::{self, append_response::Kind};
@@ -183,23 +183,32 @@ fn openraft_request(prev_index: u64) -> AppendEntriesRequest<TypeConfig> {
     }
 }
 
-/// Two AppendEntries through one leader-side client; each must come back as the echo's answer.
-async fn append_twice_via_peer(addr: SocketAddr, prev_index: u64) {
+/// The leader-side client openraft would use to reach `addr`.
+async fn peer_of(addr: SocketAddr) -> Peer {
     let mut net = Network {
         cluster: pb::Cluster::default(),
     };
-    let mut peer = net.new_client(1, &BasicNode::new(addr.to_string())).await;
+    net.new_client(1, &BasicNode::new(addr.to_string())).await
+}
+
+/// One AppendEntries through `peer`; it must come back as the echo's answer.
+async fn append_echoed(peer: &mut Peer, prev_index: u64) {
     let opt = RPCOption::new(Duration::from_secs(5));
-    for _ in 0..2 {
-        let r = peer
-            .append_entries(openraft_request(prev_index), opt.clone())
-            .await
-            .unwrap();
-        match r {
-            AppendEntriesResponse::PartialSuccess(Some(l)) => assert_eq!(l.index, prev_index),
-            other => panic!("unexpected answer {other:?}"),
-        }
+    match peer
+        .append_entries(openraft_request(prev_index), opt)
+        .await
+        .unwrap()
+    {
+        AppendEntriesResponse::PartialSuccess(Some(l)) => assert_eq!(l.index, prev_index),
+        other => panic!("unexpected answer {other:?}"),
     }
+}
+
+/// Two AppendEntries through one leader-side client.
+async fn append_twice_via_peer(addr: SocketAddr, prev_index: u64) {
+    let mut peer = peer_of(addr).await;
+    append_echoed(&mut peer, prev_index).await;
+    append_echoed(&mut peer, prev_index).await;
 }
 
 fn counts(s: &Server) -> (usize, usize, usize) {
@@ -230,24 +239,12 @@ async fn the_leader_uses_one_stream_and_falls_back_to_unary_calls() {
 #[tokio::test]
 async fn a_call_given_up_on_makes_the_next_one_use_a_new_stream() {
     let server = serve(true).await;
-    let mut net = Network {
-        cluster: pb::Cluster::default(),
-    };
-    let mut peer = net
-        .new_client(1, &BasicNode::new(server.addr.to_string()))
-        .await;
-    let opt = RPCOption::new(Duration::from_secs(5));
+    let mut peer = peer_of(server.addr).await;
     // The echo answers a request whose previous index is 1 after 300 ms: dropped at 50 ms.
-    let dropped = tokio::time::timeout(
-        Duration::from_millis(50),
-        peer.append_entries(openraft_request(1), opt.clone()),
-    )
-    .await;
+    let dropped =
+        tokio::time::timeout(Duration::from_millis(50), append_echoed(&mut peer, 1)).await;
     assert!(dropped.is_err(), "the slow answer came within 50 ms");
-    match peer.append_entries(openraft_request(2), opt).await.unwrap() {
-        AppendEntriesResponse::PartialSuccess(Some(l)) => assert_eq!(l.index, 2),
-        other => panic!("unexpected answer {other:?}"),
-    }
+    append_echoed(&mut peer, 2).await;
     let (opened, _, unary) = counts(&server);
     assert_eq!((opened, unary), (2, 0));
 }

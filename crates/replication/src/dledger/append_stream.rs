@@ -69,9 +69,7 @@ impl AppendStream {
             }
         }
     }
-}
 
-impl AppendStream {
     /// Whether the last call was abandoned before its answer came (openraft gives up on an
     /// AppendEntries after a heartbeat interval and drops the call).
     pub fn abandoned(&self) -> bool {
@@ -88,7 +86,6 @@ pub fn serve<H, F>(input: Streaming<pb::AppendRequest>, handle: H) -> Responses
 where
     H: Fn(pb::AppendRequest) -> F + Send + Sync + 'static,
     F: std::future::Future<Output = Result<pb::AppendResponse, Status>> + Send + 'static,
-    F: std::future::Future<Output = Result<pb::AppendResponse, Status>> + Send,
 {
     let state = Some((input, handle));
     Box::pin(futures::stream::unfold(state, |state| async move {

@@ -137,9 +137,13 @@ impl Peer {
         if self.unary_only {
             return self.unary_append(req, option).await;
         }
+        // After an abandoned call the follower may still hold requests queued on the stream,
+        // all stale now: a new stream resets the old one, which discards them there.
+        if self.stream.as_ref().is_some_and(AppendStream::abandoned) {
+            self.stream = None;
+        }
         // Only opening a stream can find that the peer lacks it: keep a copy for that case.
-        let opens = self.stream.as_ref().is_none_or(AppendStream::abandoned);
-        let copy = opens.then(|| req.clone());
+        let copy = self.stream.is_none().then(|| req.clone());
         let ttl = option.hard_ttl();
         let r = match tokio::time::timeout(ttl, self.stream_call(req)).await {
             Ok(r) => r,
@@ -176,11 +180,6 @@ impl Peer {
     }
 
     async fn stream_call(&mut self, req: pb::AppendRequest) -> Result<pb::AppendResponse, Status> {
-        // After an abandoned call the follower may still hold requests queued on the stream,
-        // all stale now: a new stream resets the old one, which discards them there.
-        if self.stream.as_ref().is_some_and(AppendStream::abandoned) {
-            self.stream = None;
-        }
         if self.stream.is_none() {
             let mut c = self
                 .client()

@@ -162,14 +162,21 @@ async fn leader_killed_or_hung_under_load_loses_no_acknowledged_message() {
     let leaders = g.commitlog_of(third);
     assert!(leaders.len() > 350 * 100, "{} bytes", leaders.len());
     for i in (0..3).filter(|i| *i != third) {
-        let same = crate::util::eventually(Duration::from_secs(10), || {
-            (g.commitlog_of(i) == leaders).then_some(())
-        });
-        assert!(
-            same.is_some(),
-            "n{i}'s commitlog differs from the leader n{third}'s"
-        );
+        same_commitlog(&g, i, third, Duration::from_secs(10));
     }
+}
+
+/// Waits up to `within` until node `i`'s commitlog equals node `j`'s byte for byte.
+fn same_commitlog(g: &Group, i: usize, j: usize, within: Duration) {
+    let same = crate::util::eventually(within, || {
+        (g.commitlog_of(i) == g.commitlog_of(j)).then_some(())
+    });
+    assert!(
+        same.is_some(),
+        "n{i}'s commitlog ({} bytes) differs from n{j}'s ({} bytes)",
+        g.commitlog_of(i).len(),
+        g.commitlog_of(j).len()
+    );
 }
 
 /// Starts node `i` of a group from `text`, its conf, in `dir`.
@@ -190,26 +197,20 @@ fn start_node(dir: &TempDir, ip: &str, port: u16, i: usize, text: String) -> Nod
 
 /// The first log line of any of `nodes` containing `needle`, waiting up to 20 s for one.
 fn first_logged(nodes: &[Node], needle: &str) -> String {
-    let t = Instant::now();
-    loop {
-        let logs: Vec<String> = nodes
+    let logs = || -> Vec<String> {
+        nodes
             .iter()
             .map(|n| std::fs::read_to_string(&n.log).unwrap_or_default())
-            .collect();
-        if let Some(line) = logs
+            .collect()
+    };
+    crate::util::eventually(Duration::from_secs(20), || {
+        logs()
             .iter()
             .flat_map(|l| l.lines())
             .find(|l| l.contains(needle))
-        {
-            return line.to_string();
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "no {needle:?} logged:\n{}",
-            logs.join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+            .map(str::to_string)
+    })
+    .unwrap_or_else(|| panic!("no {needle:?} logged:\n{}", logs().join("\n")))
 }
 
 #[test]
@@ -527,18 +528,6 @@ fn the_raft_log_stays_bounded_and_nodes_behind_it_catch_up() {
     assert_eq!(all_bodies(&g.messages_on(leader)).len(), 730);
 }
 
-/// Waits until node `n`'s log has a line containing `text`.
-fn wait_for_log(n: &Node, text: &str, within: Duration) {
-    let t = Instant::now();
-    while !std::fs::read_to_string(&n.log)
-        .unwrap_or_default()
-        .contains(text)
-    {
-        assert!(t.elapsed() < within, "{:?} never logged {text:?}", n.log);
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Makes node `i` count its disk as full (any use past 1%, looked at every 200 ms) from its
 /// next start.
 fn disk_full_from_next_start(g: &Group, i: usize) {
@@ -559,7 +548,7 @@ fn a_full_disk_refuses_new_sends_but_never_skips_committed_ones() {
     g.nodes[full].kill();
     disk_full_from_next_start(&g, full);
     g.nodes[full].start();
-    wait_for_log(&g.nodes[full], "disk full", Duration::from_secs(20));
+    first_logged(&g.nodes[full..=full], "disk full");
 
     let mut c = RawClient::connect(&g.nodes[leader].addr()).unwrap();
     c.set_read_timeout(Duration::from_secs(20));
@@ -568,16 +557,7 @@ fn a_full_disk_refuses_new_sends_but_never_skips_committed_ones() {
         send_until_ok(&mut c, i % 4, body.as_bytes(), Duration::from_secs(10));
     }
     drop(c);
-    let t = Instant::now();
-    while g.commitlog_of(full) != g.commitlog_of(leader) {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "the follower with a full disk holds {} commitlog bytes, the leader {}",
-            g.commitlog_of(full).len(),
-            g.commitlog_of(leader).len()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    same_commitlog(&g, full, leader, Duration::from_secs(10));
     assert!(!g.commitlog_of(leader).is_empty());
 
     // Every disk full: whoever leads refuses, and nothing reaches any commitlog.
@@ -591,7 +571,7 @@ fn a_full_disk_refuses_new_sends_but_never_skips_committed_ones() {
         n.start();
     }
     let leader = g.leader(Duration::from_secs(30));
-    wait_for_log(&g.nodes[leader], "disk full", Duration::from_secs(20));
+    first_logged(&g.nodes[leader..=leader], "disk full");
     let before: Vec<Vec<u8>> = (0..3).map(|i| g.commitlog_of(i)).collect();
     let mut c = RawClient::connect(&g.nodes[leader].addr()).unwrap();
     let req = crate::util::send_req(
@@ -649,16 +629,7 @@ fn a_hung_follower_does_not_stop_sends_and_catches_up_when_it_wakes() {
     }
     g.nodes[hung].guard.as_ref().unwrap().signal(libc::SIGCONT);
     send_until_ok(&mut c, 1, b"after", Duration::from_secs(10));
-    let t = Instant::now();
-    while g.commitlog_of(hung) != g.commitlog_of(leader) {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "the woken follower holds {} commitlog bytes, the leader {}",
-            g.commitlog_of(hung).len(),
-            g.commitlog_of(leader).len()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    same_commitlog(&g, hung, leader, Duration::from_secs(20));
     let bodies = all_bodies(&g.messages_on(hung));
     assert_eq!(bodies.len(), 42, "{bodies:?}");
 }

@@ -7,10 +7,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use ferrocket_protocol::message::UniqIdGenerator;
-use ferrocket_protocol::{RemotingCommand, RequestCode};
+use ferrocket_protocol::{RemotingCommand, RequestCode, SerializeType};
 use tokio::sync::Notify;
 
-use crate::error::Result;
+use crate::error::{ClientError, Result};
 use crate::route::{namesrv_list, Router};
 use crate::transport::{Pool, ServerRequestHandler};
 
@@ -29,6 +29,9 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Part of the client id, so that several clients in one process stay distinct.
     pub instance_name: String,
+    /// How request headers are serialized; `None` reads `ROCKETMQ_SERIALIZE_TYPE` (`JSON` or
+    /// `ROCKETMQ`, as Java clients do) and falls back to JSON.
+    pub serialize_type: Option<SerializeType>,
 }
 
 impl Default for ClientConfig {
@@ -37,6 +40,7 @@ impl Default for ClientConfig {
             namesrv_addr: None,
             timeout: Duration::from_secs(3),
             instance_name: "DEFAULT".into(),
+            serialize_type: None,
         }
     }
 }
@@ -57,6 +61,43 @@ impl ClientConfig {
     pub fn instance_name(mut self, n: impl Into<String>) -> Self {
         self.instance_name = n.into();
         self
+    }
+
+    /// Serializes request headers as `t` instead of what `ROCKETMQ_SERIALIZE_TYPE` says.
+    pub fn serialize_type(mut self, t: SerializeType) -> Self {
+        self.serialize_type = Some(t);
+        self
+    }
+
+    /// The serialization requests use: the one set, else `ROCKETMQ_SERIALIZE_TYPE`, else JSON.
+    pub fn resolved_serialize_type(&self) -> Result<SerializeType> {
+        if let Some(t) = self.serialize_type {
+            return Ok(t);
+        }
+        match std::env::var("ROCKETMQ_SERIALIZE_TYPE") {
+            Err(_) => Ok(SerializeType::Json),
+            Ok(v) => parse_serialize_type(&v).ok_or_else(|| {
+                ClientError::Invalid(format!(
+                    "ROCKETMQ_SERIALIZE_TYPE={v}: expected JSON or ROCKETMQ"
+                ))
+            }),
+        }
+    }
+}
+
+/// `JSON` or `ROCKETMQ` (any case), the names RocketMQ gives its two header serializations.
+///
+/// ```
+/// use ferrocket_client::{parse_serialize_type, SerializeType};
+/// assert_eq!(parse_serialize_type("rocketmq"), Some(SerializeType::RocketMq));
+/// assert_eq!(parse_serialize_type("JSON"), Some(SerializeType::Json));
+/// assert_eq!(parse_serialize_type("xml"), None);
+/// ```
+pub fn parse_serialize_type(s: &str) -> Option<SerializeType> {
+    match s.trim().to_ascii_uppercase().as_str() {
+        "JSON" => Some(SerializeType::Json),
+        "ROCKETMQ" => Some(SerializeType::RocketMq),
+        _ => None,
     }
 }
 
@@ -111,7 +152,8 @@ impl Instance {
         let hooks: Arc<RwLock<Hooks>> = Arc::default();
         let h = Arc::clone(&hooks);
         let handler: ServerRequestHandler = Arc::new(move |addr, cmd| on_request(&h, addr, cmd));
-        let pool = Pool::new(config.timeout, Some(handler));
+        let pool = Pool::new(config.timeout, Some(handler))
+            .serialize_type(config.resolved_serialize_type()?);
         let ip = local_ip_towards(&namesrvs[0]);
         let pid = std::process::id();
         let client_id = format!("{ip}@{pid}#{}", config.instance_name);

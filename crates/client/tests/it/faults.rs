@@ -111,3 +111,35 @@ fn garbage_and_silence_give_typed_errors() {
         assert!(Admin::new(ClientConfig::new(";;")).is_err());
     });
 }
+
+/// The first 8 bytes (length, then serialization type and header length) of the first frame
+/// that reaches a listener on 127.0.0.65.
+fn first_frame_head() -> (String, std::sync::mpsc::Receiver<[u8; 8]>) {
+    let l = TcpListener::bind("127.0.0.65:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Some(Ok(mut s)) = l.incoming().next() {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut head = [0u8; 8];
+            if s.read_exact(&mut head).is_ok() {
+                let _ = tx.send(head);
+            }
+        }
+    });
+    (addr, rx)
+}
+
+#[test]
+fn requests_carry_the_serialization_the_pool_was_given() {
+    use ferrocket_client::SerializeType;
+    let rt = rt();
+    for (t, byte) in [(SerializeType::Json, 0u8), (SerializeType::RocketMq, 1)] {
+        let (addr, rx) = first_frame_head();
+        let pool = Pool::new(Duration::from_secs(1), None).serialize_type(t);
+        let req = RemotingCommand::request(RequestCode::GET_BROKER_CLUSTER_INFO);
+        let _ = rt.block_on(pool.invoke(&addr, req, Duration::from_millis(200)));
+        let head = rx.recv_timeout(Duration::from_secs(5)).expect("a frame");
+        assert_eq!(head[4], byte, "{t:?}: serialization byte of {head:?}");
+    }
+}

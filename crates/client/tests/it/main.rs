@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use cluster::Cluster;
 use ferrocket_client::{
-    Admin, ConsumeFrom, ConsumeResult, Message, Producer, PullConsumer, PushConsumer, SendStatus,
+    Admin, ClientConfig, ConsumeFrom, ConsumeResult, Message, Producer, PullConsumer, PushConsumer,
+    SendStatus, SerializeType,
 };
 
 /// Queues of `topic` a consumer owns (it also owns a share of its retry topic).
@@ -120,13 +121,29 @@ fn first_sends_to_a_new_topic_use_its_four_queues() {
 #[test]
 fn produce_pull_seek_commit_and_admin() {
     let c = Cluster::start("127.0.0.61");
+    produce_pull_seek_commit_and_admin_with(c.config());
+}
+
+/// The same with every request header in RocketMQ's binary serialization: the name server and
+/// the broker answer in kind and every client path reads those answers.
+#[test]
+fn produce_pull_seek_commit_and_admin_in_binary_headers() {
+    let c = Cluster::start("127.0.0.76");
+    produce_pull_seek_commit_and_admin_with(c.config().serialize_type(SerializeType::RocketMq));
+}
+
+fn produce_pull_seek_commit_and_admin_with(config: ClientConfig) {
     rt().block_on(async {
-        let admin = Admin::new(c.config()).unwrap();
+        let admin = Admin::new(config.clone()).unwrap();
         admin
             .create_topic("DefaultCluster", "Orders", 4)
             .await
             .unwrap();
-        let p = producer(&c, "pg");
+        let p = Producer::builder()
+            .config(config.clone())
+            .group("pg")
+            .build()
+            .unwrap();
 
         // Plain, keyed, tagged, big (compressed), ordered, batch and oneway sends.
         let r = p
@@ -168,7 +185,7 @@ fn produce_pull_seek_commit_and_admin() {
 
         // Pull everything back from the beginning.
         let consumer = PullConsumer::builder()
-            .config(c.config())
+            .config(config.clone())
             .group("pull-g")
             .consume_from(ConsumeFrom::First)
             .build()

@@ -12,12 +12,9 @@ use tokio::task::JoinHandle;
 
 use crate::{Mode, ProducerArgs, Shared};
 
-fn config(ns: &Option<String>, role: &str, i: usize) -> ClientConfig {
-    ClientConfig {
-        namesrv_addr: ns.clone(),
-        ..ClientConfig::default()
-    }
-    .instance_name(format!("mqbench-{role}-{}-{i}", std::process::id()))
+fn config(base: &ClientConfig, role: &str, i: usize) -> ClientConfig {
+    base.clone()
+        .instance_name(format!("mqbench-{role}-{}-{i}", std::process::id()))
 }
 
 fn error_key(e: &ClientError) -> String {
@@ -72,7 +69,7 @@ impl Pacer {
 /// Starts the producers. With `record` false (e2e) they load the broker but the consumer's
 /// figures are the ones reported.
 pub fn producers(
-    ns: &Option<String>,
+    base: &ClientConfig,
     topic: &str,
     a: &ProducerArgs,
     shared: &Arc<Shared>,
@@ -89,7 +86,7 @@ pub fn producers(
     });
     for c in 0..a.connections.max(1) {
         let p = Producer::builder()
-            .config(config(ns, "p", c))
+            .config(config(base, "p", c))
             .group("benchmark_producer")
             .build()?;
         let per_conn_tasks = match a.mode {
@@ -148,14 +145,14 @@ pub fn producers(
 /// Starts one pull consumer: from the first offset (a backlog), or with `e2e` from the queue
 /// ends, recording each message's age (now - born timestamp) instead of the poll's time.
 pub async fn consumer(
-    ns: &Option<String>,
+    base: &ClientConfig,
     topic: &str,
     group: &str,
     shared: &Arc<Shared>,
     e2e: bool,
 ) -> Result<Vec<JoinHandle<()>>> {
     let c = PullConsumer::builder()
-        .config(config(ns, "c", 0))
+        .config(config(base, "c", 0))
         .group(group)
         .consume_from(if e2e {
             ConsumeFrom::Last

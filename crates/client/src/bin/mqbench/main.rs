@@ -6,7 +6,8 @@
 //! latency is from the producer's born timestamp to the consumer)
 //!
 //! Each second: messages/s, MB/s, latency p50/p99/p999/max, errors by code (a live line on a
-//! terminal); at the end a summary (text, or JSON with `--json`). Whether the broker flushes
+//! terminal); at the end a summary (text, or JSON with `--json`). `--serialize-type rocketmq`
+//! sends RocketMQ's binary headers instead of JSON. Whether the broker flushes
 //! synchronously is the broker's `flushDiskType`; `cargo xtask bench` runs both.
 
 mod hist;
@@ -21,7 +22,12 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use ferrocket_client::{parse_serialize_type, ClientConfig, SerializeType};
 use hist::Hist;
+
+fn serialize_type(s: &str) -> std::result::Result<SerializeType, String> {
+    parse_serialize_type(s).ok_or_else(|| format!("{s}: expected json or rocketmq"))
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,6 +53,10 @@ struct Cli {
     /// leaves it more of the CPU and saves cross-thread wake-ups.
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// Request headers as RocketMQ's `json` or its binary `rocketmq` serialization (default:
+    /// `ROCKETMQ_SERIALIZE_TYPE`, else json, as Java clients).
+    #[arg(long, global = true, value_parser = serialize_type)]
+    serialize_type: Option<SerializeType>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -186,17 +196,26 @@ async fn run(cli: Cli) -> Result<()> {
         stop: AtomicBool::new(false),
         limit: cli.count.unwrap_or(u64::MAX),
     });
-    let ns = cli.namesrv.clone();
+    let base = ClientConfig {
+        namesrv_addr: cli.namesrv.clone(),
+        serialize_type: cli.serialize_type,
+        ..ClientConfig::default()
+    };
     let (tasks, size) = match &cli.cmd {
-        Cmd::Producer(p) => (load::producers(&ns, &cli.topic, p, &shared, true)?, p.size),
+        Cmd::Producer(p) => (
+            load::producers(&base, &cli.topic, p, &shared, true)?,
+            p.size,
+        ),
         Cmd::Consumer { group } => (
-            load::consumer(&ns, &cli.topic, group, &shared, false).await?,
+            load::consumer(&base, &cli.topic, group, &shared, false).await?,
             0,
         ),
         Cmd::E2e { producer, group } => {
             // Consume first, from the queue ends, then send: the latency is end to end.
-            let mut tasks = load::consumer(&ns, &cli.topic, group, &shared, true).await?;
-            tasks.extend(load::producers(&ns, &cli.topic, producer, &shared, false)?);
+            let mut tasks = load::consumer(&base, &cli.topic, group, &shared, true).await?;
+            tasks.extend(load::producers(
+                &base, &cli.topic, producer, &shared, false,
+            )?);
             (tasks, producer.size)
         }
     };

@@ -8,10 +8,8 @@
 //!
 //! Writes go through shared memory maps (memcpy + msync), not `pwrite`: on the build machine a
 //! 1,100-byte append costs 2.0 µs with `pwrite`, 3.4 µs with a memcpy into cold mapped pages and
-//! 70 ns into pages already in the page cache, which a helper thread brings in ahead of the
-//! appender by writing zeros there with `pwrite` in 1 MiB chunks (a fraction of what faulting
-//! them in with MADV_POPULATE_WRITE costs). Mapped segments also give zero-copy reads
-//! ([`bytes::Bytes`] over the map).
+//! 70 ns into pages faulted in ahead of time, which a helper thread does with
+//! MADV_POPULATE_WRITE. Mapped segments also give zero-copy reads ([`bytes::Bytes`] over the map).
 //!
 //! Async use: [`MessageStore::put_message`] does the append on the calling thread (a memcpy and a
 //! few index writes, no waiting on the disk) and returns a [`PutFuture`] that resolves when the

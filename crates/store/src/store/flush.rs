@@ -124,14 +124,13 @@ pub(super) fn run_queue_flusher(inner: &Inner) {
     }
 }
 
-/// Keeps pages ahead of the commitlog write position in the page cache (off the append path), and
+/// Keeps pages ahead of the commitlog write position faulted in (off the append path), and
 /// under SYNC_FLUSH the next segment written ahead.
 pub(super) fn run_prefaulter(inner: &Inner) {
     const AHEAD: usize = 8 << 20;
     // After a failure (a full disk, say) the next try waits, so it is not retried every 5 ms.
     const RETRY_AFTER: Duration = Duration::from_secs(10);
     let mut failed_at: Option<Instant> = None;
-    let mut prefault_failed_at: Option<Instant> = None;
     loop {
         if failed_at.is_none_or(|t| t.elapsed() >= RETRY_AFTER) {
             match inner.commitlog.files().prepare_next() {
@@ -142,12 +141,10 @@ pub(super) fn run_prefaulter(inner: &Inner) {
                 }
             }
         }
-        if prefault_failed_at.is_none_or(|t| t.elapsed() >= RETRY_AFTER) {
-            if let Some(f) = inner.commitlog.files().last() {
-                prefault_failed_at = (!f.prefault_ahead(AHEAD)).then(|| {
-                    tracing::debug!("writing pages ahead failed; appends fault pages themselves");
-                    Instant::now()
-                });
+        if let Some(f) = inner.commitlog.files().last() {
+            if !f.prefault_ahead(AHEAD) {
+                tracing::debug!("MADV_POPULATE_WRITE unsupported; appends fault pages themselves");
+                return;
             }
         }
         if inner.sleep_unless_stopped(5) {

@@ -235,7 +235,7 @@ impl MessageStore {
     }
 
     /// Makes the pages for the next `bytes` of appends to the current commitlog segment resident
-    /// now (written ahead with zeros, up to the segment's end), as the background prefaulter does a few
+    /// now (MADV_POPULATE_WRITE, up to the segment's end), as the background prefaulter does a few
     /// MiB ahead: a warm-up before load, and how the benchmarks measure appends into resident
     /// segments. Returns the end offset made resident; nothing happens before the first append.
     pub fn prefault_ahead(&self, bytes: usize) -> i64 {

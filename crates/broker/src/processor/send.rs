@@ -5,7 +5,7 @@
 //! commitlog; the body is the request's own buffer (no copy). A bounded number of sends may wait
 //! for or hold the store; one that cannot get in within `waitTimeMillsInSendQueue` is refused
 //! with SYSTEM_BUSY instead of queueing without bound (at once with `brokerFastFailureEnable`
-//! false).
+//! false), and so is one waiting while the page cache is busy (`osPageCacheBusyTimeOutMills`).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -32,6 +32,36 @@ fn refuse(req: &RemotingCommand, code: ResponseCode, remark: impl Into<String>) 
     Ok(RemotingCommand::error_to(req, code, remark).into())
 }
 
+/// How often a send waiting in the queue looks at the page cache (RocketMQ's fast-failure sweep
+/// runs every 10 ms).
+const SWEEP: Duration = Duration::from_millis(10);
+
+/// Waits up to `wait` for room in the send queue, keeping its place. As RocketMQ's fast-failure
+/// sweep does, a waiting send is let go at once while the page cache is busy (an append is
+/// stalled in the commitlog lock): it would only wait behind it. The error is the remark's tag.
+async fn wait_in_queue(
+    b: &Broker,
+    wait: Duration,
+) -> Result<tokio::sync::SemaphorePermit<'_>, &'static str> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let acquire = b.send_permits.acquire();
+    tokio::pin!(acquire);
+    loop {
+        let tick = (tokio::time::Instant::now() + SWEEP).min(deadline);
+        tokio::select! {
+            p = &mut acquire => return p.map_err(|_| "TIMEOUT_CLEAN_QUEUE"),
+            _ = tokio::time::sleep_until(tick) => {
+                if b.store.is_os_page_cache_busy() {
+                    return Err("PCBUSY_CLEAN_QUEUE");
+                }
+                if tick >= deadline {
+                    return Err("TIMEOUT_CLEAN_QUEUE");
+                }
+            }
+        }
+    }
+}
+
 /// Handles one send request.
 pub async fn handle(b: &Arc<Broker>, ctx: &RequestCtx, req: &RemotingCommand) -> HandlerResult {
     let arrived = Instant::now();
@@ -54,19 +84,16 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestCtx, req: &RemotingCommand) ->
                 "[OVERLOAD]system busy, start flow control for a while",
             )
         }
-        Err(_) => match tokio::time::timeout(wait, b.send_permits.acquire()).await {
-            Ok(Ok(p)) => Ok(p),
-            _ => Err(()),
-        },
+        Err(_) => wait_in_queue(b, wait).await,
     };
     let _permit = match permit {
         Ok(p) => p,
-        Err(()) => {
+        Err(why) => {
             return refuse(
                 req,
                 ResponseCode::SYSTEM_BUSY,
                 format!(
-                    "[TIMEOUT_CLEAN_QUEUE]broker busy, start flow control for a while, period in queue: {}ms, size of queue: {}",
+                    "[{why}]broker busy, start flow control for a while, period in queue: {}ms, size of queue: {}",
                     arrived.elapsed().as_millis(),
                     b.conf.send_thread_pool_queue_capacity
                 ),
@@ -450,6 +477,58 @@ mod tests {
         assert!(remark.starts_with("[REJECTREQUEST]system busy"), "{remark}");
         env.release();
         assert_eq!(stalled.join().unwrap(), ferrocket_store::PutStatus::PutOk);
+        let out = handle(&b, &ctx, &req).await.unwrap();
+        assert_eq!(out.cmd.code, 0, "{:?}", out.cmd.remark);
+        b.store.shutdown().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A send already waiting in a full queue when the page cache turns busy is let go with
+    /// `[PCBUSY_CLEAN_QUEUE]` within the sweep, not after `waitTimeMillsInSendQueue` (60 s here).
+    #[tokio::test]
+    async fn a_busy_page_cache_empties_the_send_queue() {
+        let env = Arc::new(ferrocket_store::StallEnv::default());
+        let conf = BrokerConfig {
+            wait_time_mills_in_send_queue: 60_000,
+            ..BrokerConfig::default()
+        };
+        let (b, ctx, req, dir) = small_queue_with_env("pcclean", conf, env.clone());
+        let held = b.send_permits.acquire_many(3).await.unwrap();
+        let waiting = {
+            let (b, req) = (Arc::clone(&b), req.clone());
+            let ctx = RequestCtx {
+                conn: Arc::clone(&ctx.conn),
+                fast: false,
+            };
+            tokio::spawn(async move { handle(&b, &ctx, &req).await.unwrap() })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "waits while the queue is full");
+        env.hold_next();
+        let stalled = {
+            let b = Arc::clone(&b);
+            std::thread::spawn(move || {
+                let m = StoredMessage::new("BusyTopic", 0, &b"stalled"[..]);
+                b.store.put_message(m).wait().status
+            })
+        };
+        env.wait_held();
+        env.set_ahead_ms(1500);
+        let t = Instant::now();
+        let out = tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("let go while the page cache is busy")
+            .unwrap();
+        assert!(t.elapsed() < Duration::from_secs(10));
+        assert_eq!(out.cmd.code, ResponseCode::SYSTEM_BUSY as i32);
+        let remark = out.cmd.remark.unwrap();
+        assert!(
+            remark.starts_with("[PCBUSY_CLEAN_QUEUE]broker busy"),
+            "{remark}"
+        );
+        env.release();
+        assert_eq!(stalled.join().unwrap(), ferrocket_store::PutStatus::PutOk);
+        drop(held);
         let out = handle(&b, &ctx, &req).await.unwrap();
         assert_eq!(out.cmd.code, 0, "{:?}", out.cmd.remark);
         b.store.shutdown().unwrap();

@@ -68,6 +68,12 @@ pub struct BrokerConfig {
     pub region_id: String,
     pub trace_on: bool,
     pub slave_read_enable: bool,
+    /// `disableConsumeIfConsumerReadSlowly`: stop a group that reads further behind than
+    /// `consumerFallbehindThreshold` bytes (see `protect`).
+    pub disable_consume_if_consumer_read_slowly: bool,
+    pub consumer_fallbehind_threshold: i64,
+    /// `diskFallRecorded` (a store key in RocketMQ): pulls note how far behind they read.
+    pub disk_fall_recorded: bool,
     /// `transactionTimeOut` (ms): a half message younger than this is not checked back.
     pub transaction_timeout: u64,
     /// `transactionCheckMax`: check-backs before a half message is parked.
@@ -155,6 +161,9 @@ impl Default for BrokerConfig {
             region_id: "DefaultRegion".into(),
             trace_on: true,
             slave_read_enable: false,
+            disable_consume_if_consumer_read_slowly: false,
+            consumer_fallbehind_threshold: 16 << 30,
+            disk_fall_recorded: true,
             transaction_timeout: 6000,
             transaction_check_max: 15,
             transaction_check_interval: 30_000,
@@ -379,6 +388,15 @@ impl BrokerConfig {
         p.set("regionId", &mut c.region_id)?;
         p.set("traceOn", &mut c.trace_on)?;
         p.set("slaveReadEnable", &mut c.slave_read_enable)?;
+        p.set(
+            "disableConsumeIfConsumerReadSlowly",
+            &mut c.disable_consume_if_consumer_read_slowly,
+        )?;
+        p.set(
+            "consumerFallbehindThreshold",
+            &mut c.consumer_fallbehind_threshold,
+        )?;
+        p.set("diskFallRecorded", &mut c.disk_fall_recorded)?;
         p.set("transactionTimeOut", &mut c.transaction_timeout)?;
         p.set("transactionCheckMax", &mut c.transaction_check_max)?;
         p.set(
@@ -619,6 +637,15 @@ impl BrokerConfig {
             ("regionId", self.region_id.clone()),
             ("traceOn", self.trace_on.to_string()),
             ("slaveReadEnable", self.slave_read_enable.to_string()),
+            (
+                "disableConsumeIfConsumerReadSlowly",
+                self.disable_consume_if_consumer_read_slowly.to_string(),
+            ),
+            (
+                "consumerFallbehindThreshold",
+                self.consumer_fallbehind_threshold.to_string(),
+            ),
+            ("diskFallRecorded", self.disk_fall_recorded.to_string()),
             ("transactionTimeOut", self.transaction_timeout.to_string()),
             (
                 "transactionCheckMax",

@@ -84,6 +84,20 @@ impl GroupManager {
         Ok(g)
     }
 
+    /// Turns `consumeEnable` off for `group` (broker protection); false if there is no such
+    /// group or it was off already.
+    pub fn disable_consume(&self, group: &str) -> Result<bool, BrokerError> {
+        match self.get(group) {
+            Some(g) if g.consume_enable => {
+                let mut g = (*g).clone();
+                g.consume_enable = false;
+                self.upsert(g)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// `{"subscriptionGroupTable":{…},"dataVersion":{…}}`.
     pub fn to_json(&self) -> serde_json::Value {
         let t = self.table.read().unwrap_or_else(|e| e.into_inner());

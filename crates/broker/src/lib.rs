@@ -27,6 +27,7 @@ mod long_poll;
 mod offsets;
 mod pop;
 pub mod processor;
+mod protect;
 mod register;
 mod remoting_client;
 mod server;
@@ -109,6 +110,8 @@ pub struct Broker {
     /// Bounds the sends waiting for or holding the store (the "send queue").
     pub(crate) send_permits: Semaphore,
     pub(crate) stats: stats::Stats,
+    /// How far behind the commitlog's end each group reads (`disableConsumeIfConsumerReadSlowly`).
+    pub(crate) fall_behind: protect::FallBehind,
     /// Fired when the topic table changes: the registration loop registers at once.
     pub(crate) topics_changed: Arc<Notify>,
     /// Topic changes made by admin requests so far, and (below) the newest of them a finished
@@ -179,6 +182,7 @@ impl Broker {
             dledger: std::sync::OnceLock::new(),
             send_permits: Semaphore::new(permits),
             stats: stats::Stats::default(),
+            fall_behind: protect::FallBehind::default(),
             topics_changed,
             topic_changes: std::sync::atomic::AtomicU64::new(0),
             registered: tokio::sync::watch::Sender::new(0),

@@ -108,6 +108,7 @@ pub async fn start(conf: BrokerConfig) -> Result<BrokerHandle, BrokerError> {
     b.tasks.spawn(persist_offsets_loop(Arc::clone(b)));
     b.tasks.spawn(scan_clients_loop(Arc::clone(b)));
     b.tasks.spawn(stats_loop(Arc::clone(b)));
+    b.tasks.spawn(crate::protect::run(Arc::clone(b)));
     b.tasks.spawn(crate::delay::run(Arc::clone(b)));
     b.tasks.spawn(crate::timer::run(Arc::clone(b)));
     b.tasks

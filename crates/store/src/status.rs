@@ -98,6 +98,10 @@ pub struct GetResult {
     /// The read reached further back than the in-memory part of the commitlog
     /// (`accessMessageInMemoryMaxRatio`): a consumer this slow is pointed to a slave.
     pub suggest_pulling_from_slave: bool,
+    /// Commitlog bytes after the last entry this read looked at (RocketMQ's
+    /// `maxOffsetPy - maxPhyOffsetPulling`, how far behind the writer the reader is); 0 when it
+    /// found the queue's end; `None` when it looked at nothing.
+    pub fall_behind: Option<i64>,
 }
 
 /// Messages found through the index.

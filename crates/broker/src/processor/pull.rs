@@ -286,6 +286,10 @@ pub async fn handle(b: &Arc<Broker>, _ctx: &RequestCtx, req: &RemotingCommand) -
             }
         }
     }
+    if let Some(bytes) = r.fall_behind {
+        b.fall_behind
+            .record(b, &h.consumer_group, &h.topic, h.queue_id, bytes);
+    }
     Ok(respond(b, req, &group, r))
 }
 

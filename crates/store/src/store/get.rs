@@ -57,6 +57,7 @@ impl MessageStore {
             queue_offsets: Vec::new(),
             buffer_total_size: 0,
             suggest_pulling_from_slave: false,
+            fall_behind: None,
         };
         let Some(q) = inner.find_queue(topic, queue_id) else {
             r.next_begin_offset = 0;
@@ -78,6 +79,7 @@ impl MessageStore {
         if offset == max {
             r.status = GetStatus::OffsetOverflowOne;
             r.next_begin_offset = offset;
+            r.fall_behind = Some(0);
             return r;
         }
         if offset > max {
@@ -111,6 +113,7 @@ impl MessageStore {
             if e.phys + i64::from(e.size) > bound {
                 if r.messages.is_empty() && i == 0 {
                     status = GetStatus::OffsetOverflowOne;
+                    r.fall_behind = Some(0);
                 }
                 break;
             }
@@ -131,6 +134,7 @@ impl MessageStore {
                 break;
             }
             last_in_disk = in_disk;
+            r.fall_behind = Some(max_phys - e.phys);
             consumed = i as i64 + 1;
             if e.phys < min_phys {
                 status = GetStatus::MessageWasRemoving;

@@ -68,6 +68,12 @@ pub struct BrokerConfig {
     pub region_id: String,
     pub trace_on: bool,
     pub slave_read_enable: bool,
+    /// `compressedRegister`: REGISTER_BROKER bodies in RocketMQ's zlib form.
+    pub compressed_register: bool,
+    /// `forceRegister`: every periodic registration registers; off, a periodic round asks the
+    /// name servers (QUERY_DATA_VERSION, which also keeps the broker alive there) and registers
+    /// only if one of them holds another topic-table version. Topic changes always register.
+    pub force_register: bool,
     /// `disableConsumeIfConsumerReadSlowly`: stop a group that reads further behind than
     /// `consumerFallbehindThreshold` bytes (see `protect`).
     pub disable_consume_if_consumer_read_slowly: bool,
@@ -161,6 +167,8 @@ impl Default for BrokerConfig {
             region_id: "DefaultRegion".into(),
             trace_on: true,
             slave_read_enable: false,
+            compressed_register: false,
+            force_register: true,
             disable_consume_if_consumer_read_slowly: false,
             consumer_fallbehind_threshold: 16 << 30,
             disk_fall_recorded: true,
@@ -388,6 +396,8 @@ impl BrokerConfig {
         p.set("regionId", &mut c.region_id)?;
         p.set("traceOn", &mut c.trace_on)?;
         p.set("slaveReadEnable", &mut c.slave_read_enable)?;
+        p.set("compressedRegister", &mut c.compressed_register)?;
+        p.set("forceRegister", &mut c.force_register)?;
         p.set(
             "disableConsumeIfConsumerReadSlowly",
             &mut c.disable_consume_if_consumer_read_slowly,
@@ -637,6 +647,8 @@ impl BrokerConfig {
             ("regionId", self.region_id.clone()),
             ("traceOn", self.trace_on.to_string()),
             ("slaveReadEnable", self.slave_read_enable.to_string()),
+            ("compressedRegister", self.compressed_register.to_string()),
+            ("forceRegister", self.force_register.to_string()),
             (
                 "disableConsumeIfConsumerReadSlowly",
                 self.disable_consume_if_consumer_read_slowly.to_string(),

@@ -18,7 +18,12 @@ pub fn register_request(b: &Broker) -> RemotingCommand {
         topic_config_serialize_wrapper: b.topics.wrapper(),
         filter_server_list: Vec::new(),
     };
-    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let bytes = if b.conf.compressed_register {
+        body.encode_compressed()
+    } else {
+        serde_json::to_vec(&body).unwrap_or_default()
+    };
+    // Over the body as sent, compressed or not (RocketMQ's BrokerOuterAPI).
     let crc = (crc32fast::hash(&bytes) & 0x7FFF_FFFF) as i32;
     let h = RegisterBrokerRequestHeader {
         broker_name: b.conf.broker_name.clone(),
@@ -28,7 +33,7 @@ pub fn register_request(b: &Broker) -> RemotingCommand {
         broker_id: b.broker_id(),
         heartbeat_timeout_millis: None,
         enable_acting_master: None,
-        compressed: Some(false),
+        compressed: Some(b.conf.compressed_register),
         body_crc32: Some(crc),
     };
     RemotingCommand::request(RequestCode::REGISTER_BROKER)
@@ -67,6 +72,45 @@ pub async fn register_all(b: &Broker, clients: &[Arc<RemotingClient>]) -> Vec<Re
         "registered with name servers"
     );
     ok
+}
+
+/// `forceRegister=false`: whether any name server holds another version of the topic table
+/// than ours (or does not know this broker). QUERY_DATA_VERSION also refreshes the broker's
+/// liveness there, so a round that does not register still keeps it routed. As RocketMQ, a
+/// name server that cannot be asked does not make the broker register.
+async fn need_register(b: &Broker, clients: &[Arc<RemotingClient>]) -> bool {
+    let version = b.topics.wrapper().data_version;
+    let Ok(body) = serde_json::to_vec(&version) else {
+        return true;
+    };
+    let h = UnregisterBrokerRequestHeader {
+        broker_name: b.conf.broker_name.clone(),
+        broker_addr: b.conf.broker_addr(),
+        cluster_name: b.conf.broker_cluster_name.clone(),
+        broker_id: b.broker_id(),
+    };
+    let req = RemotingCommand::request(RequestCode::QUERY_DATA_VERSION)
+        .with_header(&h)
+        .with_body(body);
+    let timeout = Duration::from_millis(b.conf.register_broker_timeout_mills.max(1000));
+    let calls = clients.iter().map(|c| {
+        let req = req.clone();
+        let version = &version;
+        async move {
+            let r = match c.call(req, timeout).await {
+                Ok(r) if r.code == ResponseCode::SUCCESS as i32 => r,
+                Ok(_) | Err(_) => return false,
+            };
+            let changed = r.ext("changed").is_none_or(|v| v != "false");
+            let theirs: Option<crate::body::DataVersion> =
+                ferrocket_protocol::fastjson::from_slice(&r.body).ok();
+            changed || theirs.is_some_and(|t| !t.same_as(version))
+        }
+    });
+    futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .any(|c| c)
 }
 
 /// After a registration: a slave learns its master; a master learns which slaves to let in.
@@ -118,11 +162,22 @@ pub async fn run(b: Arc<Broker>, clients: Vec<Arc<RemotingClient>>) {
         });
     }
     let period = Duration::from_millis(b.conf.register_name_server_period);
+    // Whether this round is only the periodic one (not the first, not a topic change).
+    let mut periodic = false;
     loop {
         let covers = b.topic_changes.load(std::sync::atomic::Ordering::Acquire);
-        let answers = register_all(&b, &clients).await;
-        b.registered.send_replace(covers);
-        learn_peers(&b, &clients, &answers).await;
+        // Rounds that must carry something new (a role, a master to learn) stay forced.
+        let quiet = periodic
+            && b.dledger.get().is_none()
+            && !b.ha.get().is_some_and(|h| h.master_unknown());
+        if b.conf.force_register || !quiet || need_register(&b, &clients).await {
+            let answers = register_all(&b, &clients).await;
+            b.registered.send_replace(covers);
+            learn_peers(&b, &clients, &answers).await;
+        } else {
+            tracing::debug!("name servers hold this topic table: periodic registration skipped");
+            b.registered.send_replace(covers);
+        }
         // A slave that started before its master asks again soon instead of in 30 s.
         let follower_without_master = b.dledger.get().is_some_and(|d| {
             !d.node.role().leader_ready
@@ -141,11 +196,11 @@ pub async fn run(b: Arc<Broker>, clients: Vec<Arc<RemotingClient>>) {
         } else {
             period
         };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = b.topics_changed.notified() => {}
+        periodic = tokio::select! {
+            _ = tokio::time::sleep(wait) => true,
+            _ = b.topics_changed.notified() => false,
             _ = b.shutdown.cancelled() => return,
-        }
+        };
     }
 }
 

@@ -1,9 +1,14 @@
 //! With a real `mqnamesrv`: the broker registers its topics, and a send to an unknown topic
 //! through TBW102 auto-creates it and its route appears at the name server.
 
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use ferrocket_protocol::{RemotingCommand, RequestCode, SerializeType};
+use bytes::BytesMut;
+use ferrocket_protocol::body::RegisterBrokerBody;
+use ferrocket_protocol::{frame, RemotingCommand, RequestCode, SerializeType};
 use ferrocket_testkit::{start_namesrv, RawClient, TempDir};
 
 use crate::util::{create_topic, eventually, send_req, Broker};
@@ -119,4 +124,114 @@ fn slave_learns_its_master_through_the_name_server() {
         (rt["brokerDatas"][0]["brokerAddrs"].as_object()?.len() == 2).then_some(rt)
     });
     assert!(rt.is_some(), "master and slave in the route");
+}
+
+/// A stand-in name server on 127.0.0.1 that answers REGISTER_BROKER with success and
+/// QUERY_DATA_VERSION with "unchanged" (echoing the version asked about), counting both, and
+/// keeping whether every registration body was RocketMQ's compressed form.
+struct CountingNamesrv {
+    addr: String,
+    registers: Arc<AtomicUsize>,
+    queries: Arc<AtomicUsize>,
+    all_compressed: Arc<AtomicBool>,
+}
+
+impl CountingNamesrv {
+    fn start() -> CountingNamesrv {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let ns = CountingNamesrv {
+            addr,
+            registers: Arc::default(),
+            queries: Arc::default(),
+            all_compressed: Arc::new(AtomicBool::new(true)),
+        };
+        let (r, q, c) = (
+            Arc::clone(&ns.registers),
+            Arc::clone(&ns.queries),
+            Arc::clone(&ns.all_compressed),
+        );
+        std::thread::spawn(move || {
+            for s in l.incoming().take(16) {
+                let Ok(mut s) = s else { continue };
+                let (r, q, c) = (Arc::clone(&r), Arc::clone(&q), Arc::clone(&c));
+                std::thread::spawn(move || {
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
+                    let mut buf = BytesMut::new();
+                    let mut chunk = [0u8; 64 * 1024];
+                    loop {
+                        while let Ok(Some(req)) = frame::decode(&mut buf, 16 << 20) {
+                            let mut resp = RemotingCommand::response_to(&req, 0);
+                            if req.code == RequestCode::REGISTER_BROKER as i32 {
+                                r.fetch_add(1, Ordering::SeqCst);
+                                let compressed = req.ext("compressed") == Some("true")
+                                    && RegisterBrokerBody::decode(&req.body, true).is_ok();
+                                if !compressed {
+                                    c.store(false, Ordering::SeqCst);
+                                }
+                            } else if req.code == RequestCode::QUERY_DATA_VERSION as i32 {
+                                q.fetch_add(1, Ordering::SeqCst);
+                                resp = resp.with_ext("changed", false).with_body(req.body.clone());
+                            }
+                            let mut out = BytesMut::new();
+                            frame::encode(&resp, &mut out).unwrap();
+                            if s.write_all(&out).is_err() {
+                                return;
+                            }
+                        }
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        ns
+    }
+}
+
+/// `compressedRegister=true`: the real name server takes the zlib body and routes the topics.
+/// `forceRegister=false`: a periodic round (every 10 s, the shortest RocketMQ allows) asks
+/// QUERY_DATA_VERSION instead of registering while both name servers hold the broker's
+/// version; a topic change registers at once.
+#[test]
+fn compressed_registration_and_periodic_rounds_that_only_ask() {
+    let dir = TempDir::new("ns");
+    let (_ns, ns_addr) = start_namesrv(dir.path(), "127.0.0.1");
+    let fake = CountingNamesrv::start();
+    let b = Broker::start(&format!(
+        "namesrvAddr = {ns_addr};{}\ncompressedRegister = true\nforceRegister = false\nregisterNameServerPeriod = 10000",
+        fake.addr
+    ));
+    let mut ns = RawClient::connect(&ns_addr).unwrap();
+    let tbw = eventually(Duration::from_secs(30), || route(&mut ns, "TBW102"));
+    assert!(
+        tbw.is_some(),
+        "TBW102 routed from a compressed registration"
+    );
+    let mut c = b.client();
+    create_topic(&mut c, "Zipped", 3);
+    let rt = route(&mut ns, "Zipped").expect("a topic change registers at once");
+    assert_eq!(rt["queueDatas"][0]["writeQueueNums"], 3);
+
+    let registered = fake.registers.load(Ordering::SeqCst);
+    let asked = fake.queries.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(11_500));
+    let registered_after = fake.registers.load(Ordering::SeqCst);
+    let asked_after = fake.queries.load(Ordering::SeqCst);
+    assert!(
+        asked_after > asked,
+        "a periodic round asks: {asked} -> {asked_after}"
+    );
+    assert_eq!(
+        registered_after, registered,
+        "periodic rounds with nothing new do not register"
+    );
+    assert!(
+        registered >= 2,
+        "the first round and the topic change registered"
+    );
+    assert!(fake.all_compressed.load(Ordering::SeqCst));
+    assert!(route(&mut ns, "Zipped").is_some());
 }

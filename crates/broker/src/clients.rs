@@ -181,6 +181,18 @@ impl ClientManager {
         Some(ids)
     }
 
+    /// The connection of the producer whose client id is `client_id` (any group), the newest
+    /// heartbeat first (RocketMQ's `ProducerManager.findChannel`).
+    pub fn producer_conn_of(&self, client_id: &str) -> Option<ConnId> {
+        self.lock()
+            .producers
+            .values()
+            .flat_map(|m| m.values())
+            .filter(|c| c.client_id == client_id)
+            .max_by_key(|c| c.last_update)
+            .map(|c| c.conn)
+    }
+
     /// Connections of a producer group's members.
     pub fn producer_conns(&self, group: &str) -> Vec<ConnId> {
         self.lock()

@@ -68,6 +68,8 @@ pub struct BrokerConfig {
     pub region_id: String,
     pub trace_on: bool,
     pub slave_read_enable: bool,
+    /// `storeReplyMessageEnable`: reply messages are stored in the reply topic as well as pushed.
+    pub store_reply_message_enable: bool,
     /// `compressedRegister`: REGISTER_BROKER bodies in RocketMQ's zlib form.
     pub compressed_register: bool,
     /// `forceRegister`: every periodic registration registers; off, a periodic round asks the
@@ -167,6 +169,7 @@ impl Default for BrokerConfig {
             region_id: "DefaultRegion".into(),
             trace_on: true,
             slave_read_enable: false,
+            store_reply_message_enable: true,
             compressed_register: false,
             force_register: true,
             disable_consume_if_consumer_read_slowly: false,
@@ -396,6 +399,7 @@ impl BrokerConfig {
         p.set("regionId", &mut c.region_id)?;
         p.set("traceOn", &mut c.trace_on)?;
         p.set("slaveReadEnable", &mut c.slave_read_enable)?;
+        p.set("storeReplyMessageEnable", &mut c.store_reply_message_enable)?;
         p.set("compressedRegister", &mut c.compressed_register)?;
         p.set("forceRegister", &mut c.force_register)?;
         p.set(
@@ -647,6 +651,10 @@ impl BrokerConfig {
             ("regionId", self.region_id.clone()),
             ("traceOn", self.trace_on.to_string()),
             ("slaveReadEnable", self.slave_read_enable.to_string()),
+            (
+                "storeReplyMessageEnable",
+                self.store_reply_message_enable.to_string(),
+            ),
             ("compressedRegister", self.compressed_register.to_string()),
             ("forceRegister", self.force_register.to_string()),
             (

@@ -131,6 +131,13 @@ impl TopicManager {
         let broker_perm = perm::INHERIT | if conf.broker_topic_enable { rw } else { 0 };
         system.push(TopicConfig::new(&conf.broker_name, 1, 1, broker_perm));
         system.push(TopicConfig::new("OFFSET_MOVED_EVENT", 1, 1, rw));
+        // Request-reply answers (RocketMQ's `<cluster>_REPLY_TOPIC`, 1 queue).
+        system.push(TopicConfig::new(
+            &crate::processor::reply::reply_topic(&conf.broker_cluster_name),
+            1,
+            1,
+            rw,
+        ));
         system.push(TopicConfig::new("SCHEDULE_TOPIC_XXXX", 18, 18, rw));
         system.push(TopicConfig::new(
             &format!("{}_REPLY_TOPIC", conf.broker_cluster_name),

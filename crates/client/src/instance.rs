@@ -27,7 +27,8 @@ pub struct ClientConfig {
     pub namesrv_addr: Option<String>,
     /// Timeout of one request.
     pub timeout: Duration,
-    /// Part of the client id, so that several clients in one process stay distinct.
+    /// Part of the client id (`ip@pid#name`); the default, `DEFAULT`, becomes a value unique to
+    /// each client, as in Java, so several clients of one process stay distinct.
     pub instance_name: String,
     /// How request headers are serialized; `None` reads `ROCKETMQ_SERIALIZE_TYPE` (`JSON` or
     /// `ROCKETMQ`, as Java clients do) and falls back to JSON.
@@ -114,6 +115,8 @@ pub(crate) struct Hooks {
     pub producers: std::collections::BTreeSet<String>,
     /// Consumer data (RocketMQ's `ConsumerData` JSON) announced in heartbeats, by group.
     pub consumers: HashMap<String, serde_json::Value>,
+    /// Requests waiting for their reply (request-reply).
+    pub replies: Arc<crate::reply::Waiting>,
 }
 
 /// The shared core of a client.
@@ -156,7 +159,19 @@ impl Instance {
             .serialize_type(config.resolved_serialize_type()?);
         let ip = local_ip_towards(&namesrvs[0]);
         let pid = std::process::id();
-        let client_id = format!("{ip}@{pid}#{}", config.instance_name);
+        // As Java (4.9.3 on): the default instance name becomes unique per client, so that two
+        // producers or consumers of one process are two clients to the broker (a consumer
+        // group's rebalance and request-reply's push address clients by id).
+        let client_id = if config.instance_name == "DEFAULT" {
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            format!("{ip}@{pid}#{}", nanos.wrapping_add(n))
+        } else {
+            format!("{ip}@{pid}#{}", config.instance_name)
+        };
         let salt = ferrocket_protocol::message::java_string_hash(&client_id);
         Ok(Arc::new(Instance {
             router: Router::new(namesrvs, pool, config.timeout),
@@ -165,6 +180,11 @@ impl Instance {
             hooks,
             greeted: Default::default(),
         }))
+    }
+
+    /// Requests waiting for their reply.
+    pub fn replies(&self) -> Arc<crate::reply::Waiting> {
+        Arc::clone(&self.hooks.read().unwrap_or_else(|e| e.into_inner()).replies)
     }
 
     pub fn pool(&self) -> &Pool {
@@ -292,6 +312,9 @@ fn on_request(hooks: &RwLock<Hooks>, addr: &str, cmd: RemotingCommand) -> Option
                 n.notify_one();
             }
             None
+        }
+        Some(RequestCode::PUSH_REPLY_MESSAGE_TO_CLIENT) => {
+            Some(crate::reply::on_push(&hooks.replies, &cmd))
         }
         Some(RequestCode::CHECK_TRANSACTION_STATE) => {
             let group = cmd.ext("producerGroup").map(str::to_string).or_else(|| {

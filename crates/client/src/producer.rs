@@ -192,6 +192,8 @@ struct Prepared {
     flag: i32,
     properties: String,
     batch: bool,
+    /// A reply of request-reply (sent with SEND_REPLY_MESSAGE_V2).
+    reply: bool,
     msg_id: String,
 }
 
@@ -252,7 +254,7 @@ impl Producer {
     pub async fn send_oneway(&self, msg: Message) -> Result<()> {
         let p = self.prepare(msg)?;
         let (mq, addr) = self.pick(&p.topic, None, &[]).await?;
-        let req = self.request(&p, &mq);
+        let req = self.send_command(&p, &mq);
         self.inner.inst.pool().oneway(&addr, req).await
     }
 
@@ -300,6 +302,7 @@ impl Producer {
             flag: 0,
             properties: String::new(),
             batch: true,
+            reply: false,
             msg_id: ids.join(","),
         };
         self.send_prepared(&p, None, true).await
@@ -351,6 +354,7 @@ impl Producer {
         if props.get(names::TRANSACTION_PREPARED) == Some("true") {
             sys_flag |= sysflag::TRANSACTION_PREPARED_TYPE;
         }
+        let reply = props.get(names::MESSAGE_TYPE) == Some(crate::reply::REPLY_MESSAGE_FLAG);
         Ok(Prepared {
             topic: msg.topic,
             body,
@@ -358,6 +362,7 @@ impl Producer {
             flag: msg.flag,
             properties: props.encode(),
             batch: false,
+            reply,
             msg_id: id,
         })
     }
@@ -448,9 +453,11 @@ impl Producer {
         Ok((pick, addr))
     }
 
-    fn request(&self, p: &Prepared, mq: &MessageQueue) -> RemotingCommand {
+    fn send_command(&self, p: &Prepared, mq: &MessageQueue) -> RemotingCommand {
         let code = if p.batch {
             RequestCode::SEND_BATCH_MESSAGE
+        } else if p.reply {
+            RequestCode::SEND_REPLY_MESSAGE_V2
         } else {
             RequestCode::SEND_MESSAGE_V2
         };
@@ -539,7 +546,7 @@ impl Producer {
         inst.greet(addr).await;
         let r = inst
             .pool()
-            .invoke(addr, self.request(p, mq), inst.timeout())
+            .invoke(addr, self.send_command(p, mq), inst.timeout())
             .await?;
         let status = match ResponseCode::from_i32(r.code) {
             Some(ResponseCode::SUCCESS) => SendStatus::SendOk,

@@ -8,6 +8,7 @@ pub mod client;
 pub mod offset;
 pub mod pop;
 pub mod pull;
+pub mod reply;
 pub mod send;
 pub mod send_back;
 
@@ -60,6 +61,8 @@ pub fn may_wait(code: i32) -> bool {
         || code == RequestCode::PULL_MESSAGE as i32
         || code == RequestCode::CONSUMER_SEND_MSG_BACK as i32
         || code == RequestCode::POP_MESSAGE as i32
+        || code == RequestCode::SEND_REPLY_MESSAGE as i32
+        || code == RequestCode::SEND_REPLY_MESSAGE_V2 as i32
 }
 
 /// Answers one request; `None` only when there is nothing to send back at all.
@@ -95,6 +98,7 @@ async fn dispatch(
         C::SEND_MESSAGE | C::SEND_MESSAGE_V2 | C::SEND_BATCH_MESSAGE => {
             send::handle(b, ctx, req).await
         }
+        C::SEND_REPLY_MESSAGE | C::SEND_REPLY_MESSAGE_V2 => reply::handle(b, ctx, req).await,
         C::PULL_MESSAGE if !ctx.fast => pull::handle(b, ctx, req).await,
         C::CONSUMER_SEND_MSG_BACK => send_back::handle(b, req).await,
         C::END_TRANSACTION => crate::transaction::end_transaction(b, req)

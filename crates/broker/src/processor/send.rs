@@ -198,7 +198,10 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestCtx, req: &RemotingCommand) ->
         );
     }
     let mut topic_name = h.topic.clone();
-    let props = Properties::parse(props_str);
+    let mut props = Properties::parse(props_str);
+    // As RocketMQ (4.6 on) does for every message: a request's consumer reads it to address
+    // its reply to `<cluster>_REPLY_TOPIC`.
+    props.insert(names::CLUSTER, b.conf.broker_cluster_name.as_str());
     let reconsume = h.reconsume_times.unwrap_or(0);
     if !batch && topic_name.starts_with(RETRY_GROUP_TOPIC_PREFIX) {
         let group = &topic_name[RETRY_GROUP_TOPIC_PREFIX.len()..];

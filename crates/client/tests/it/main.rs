@@ -806,3 +806,84 @@ fn consume_from_timestamp() {
         assert_eq!(got, ["new-0", "new-1", "new-2", "new-3", "new-4"]);
     });
 }
+
+/// Request-reply: a consumer answers each request with `Message::reply_to`, sent by its own
+/// producer with SEND_REPLY_MESSAGE_V2; the broker pushes the reply back to the requesting
+/// client by its id and stores it in `DefaultCluster_REPLY_TOPIC`; a request nobody answers
+/// times out.
+#[test]
+fn request_reply_round_trips_through_the_broker() {
+    let c = Cluster::start("127.0.0.78");
+    rt().block_on(async {
+        let admin = Admin::new(c.config()).unwrap();
+        admin
+            .create_topic("DefaultCluster", "PriceQuery", 2)
+            .await
+            .unwrap();
+        admin
+            .create_topic("DefaultCluster", "Unanswered", 1)
+            .await
+            .unwrap();
+        let replier = Arc::new(producer(&c, "replier-pg"));
+        let r = Arc::clone(&replier);
+        let consumer = PushConsumer::builder()
+            .config(c.config().instance_name("replier"))
+            .group("replier-cg")
+            .subscribe("PriceQuery", "*")
+            .consume_from(ConsumeFrom::First)
+            .listener(move |m| {
+                let r = Arc::clone(&r);
+                async move {
+                    let body = String::from_utf8_lossy(&m.body).replace("ping", "pong");
+                    match Message::reply_to(&m, body) {
+                        Ok(reply) => match r.send(reply).await {
+                            Ok(_) => ConsumeResult::Success,
+                            Err(_) => ConsumeResult::Retry,
+                        },
+                        Err(e) => panic!("a request without what a reply needs: {e}"),
+                    }
+                }
+            })
+            .start()
+            .await
+            .unwrap();
+        let requester = producer(&c, "requester-pg");
+        for i in 0..5 {
+            let reply = requester
+                .request(
+                    Message::new("PriceQuery", format!("ping-{i}")),
+                    Duration::from_secs(15),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("request {i}: {e}"));
+            assert_eq!(&reply.body[..], format!("pong-{i}").as_bytes());
+            assert!(reply.is_reply());
+            assert_eq!(
+                reply.property("REPLY_TO_CLIENT"),
+                Some(requester.client_id())
+            );
+            assert!(reply.property("CORRELATION_ID").is_some());
+        }
+        let stored = admin
+            .topic_stats("DefaultCluster_REPLY_TOPIC")
+            .await
+            .unwrap();
+        assert_eq!(stored.iter().map(|s| s.max_offset).sum::<i64>(), 5);
+
+        let t = Instant::now();
+        let e = requester
+            .request(
+                Message::new("Unanswered", "hello?"),
+                Duration::from_millis(800),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, ferrocket_client::ClientError::Timeout { .. }),
+            "{e}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(10));
+        consumer.shutdown().await;
+        requester.shutdown().await;
+    });
+}

@@ -226,15 +226,25 @@ fn tarball_is_reproducible_and_runs_from_anywhere() {
         assert!(Instant::now() < deadline, "sendMessage: {}", text(&o));
         std::thread::sleep(Duration::from_millis(300));
     }
-    let o = sh(
-        &install,
-        &elsewhere,
-        "mqadmin",
-        &["consumeMessage", "-t", "DistTopic", "-g", "dist", "-c", "1"],
-        &admin_env,
-    )
-    .output()
-    .unwrap();
+    // The send auto-created the topic; the broker registers it with the name server right
+    // after, without the send waiting for that (as RocketMQ's): a consumer started at once may
+    // find no route yet.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let o = loop {
+        let o = sh(
+            &install,
+            &elsewhere,
+            "mqadmin",
+            &["consumeMessage", "-t", "DistTopic", "-g", "dist", "-c", "1"],
+            &admin_env,
+        )
+        .output()
+        .unwrap();
+        if o.status.success() || !text(&o).contains("no route") || Instant::now() >= deadline {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
     assert!(o.status.success(), "consumeMessage: {}", text(&o));
     assert!(
         text(&o).contains("hello from the tarball"),

@@ -541,6 +541,7 @@ impl BrokerConfig {
         p.set("maxHashSlotNum", &mut s.max_hash_slot_num)?;
         p.set("maxIndexNum", &mut s.max_index_num)?;
         p.set("defaultQueryMaxNum", &mut s.default_query_max_num)?;
+        p.set("maxMsgsNumBatch", &mut s.max_msgs_num_batch)?;
         p.set(
             "maxTransferBytesOnMessageInMemory",
             &mut s.max_transfer_bytes_on_message_in_memory,

@@ -71,6 +71,8 @@ pub struct StoreConfig {
     pub max_index_num: u32,
     /// `defaultQueryMaxNum`.
     pub default_query_max_num: usize,
+    /// `maxMsgsNumBatch`: the most messages one key lookup returns, whatever it asks for.
+    pub max_msgs_num_batch: usize,
     /// `maxTransferBytesOnMessageInMemory`.
     pub max_transfer_bytes_on_message_in_memory: usize,
     /// `maxTransferCountOnMessageInMemory`.
@@ -128,6 +130,7 @@ impl Default for StoreConfig {
             max_hash_slot_num: 5_000_000,
             max_index_num: 20_000_000,
             default_query_max_num: 32,
+            max_msgs_num_batch: 64,
             max_transfer_bytes_on_message_in_memory: 262_144,
             max_transfer_count_on_message_in_memory: 32,
             max_transfer_bytes_on_message_in_disk: 65_536,

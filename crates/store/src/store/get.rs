@@ -255,6 +255,8 @@ impl MessageStore {
         end: i64,
     ) -> QueryResult {
         let mut r = QueryResult::default();
+        // RocketMQ's IndexService caps every lookup at `maxMsgsNumBatch`.
+        let max_num = max_num.min(self.inner.config.max_msgs_num_batch.max(1));
         let Some(index) = &self.inner.index else {
             return r;
         };

@@ -119,3 +119,32 @@ fn index_file_layout_on_disk_and_rollover() {
         1
     );
 }
+
+/// `maxMsgsNumBatch` caps a lookup whatever it asks for (64 by default, as RocketMQ's).
+#[test]
+fn lookups_are_capped_at_max_msgs_num_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = small_config(dir.path());
+    assert_eq!(config.max_msgs_num_batch, 64);
+    config.max_msgs_num_batch = 10;
+    let store = MessageStore::open(config).unwrap();
+    for i in 0..30 {
+        store
+            .put_message(msg("CapT", 0, format!("{i}").as_bytes(), None, &["same"]))
+            .wait();
+    }
+    assert_eq!(
+        store
+            .query_message("CapT", "same", 1000, 0, i64::MAX)
+            .messages
+            .len(),
+        10
+    );
+    assert_eq!(
+        store
+            .query_message("CapT", "same", 4, 0, i64::MAX)
+            .messages
+            .len(),
+        4
+    );
+}

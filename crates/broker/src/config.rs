@@ -536,6 +536,10 @@ impl BrokerConfig {
             "deleteCommitLogFilesInterval",
             &mut s.delete_commit_log_files_interval,
         )?;
+        p.set(
+            "deleteConsumeQueueFilesInterval",
+            &mut s.delete_consume_queue_files_interval,
+        )?;
         p.set("maxMessageSize", &mut s.max_message_size)?;
         p.set("messageIndexEnable", &mut s.message_index_enable)?;
         p.set("maxHashSlotNum", &mut s.max_hash_slot_num)?;
@@ -774,6 +778,10 @@ impl BrokerConfig {
                 s.delete_commit_log_files_interval.to_string(),
             ),
             (
+                "deleteConsumeQueueFilesInterval",
+                s.delete_consume_queue_files_interval.to_string(),
+            ),
+            (
                 "diskSpaceWarningLevelRatio",
                 s.disk_space_warning_level_ratio.to_string(),
             ),
@@ -926,6 +934,7 @@ mod tests {
             ("checkCRCOnRecover", "false"),
             ("osPageCacheBusyTimeOutMills", "3000"),
             ("deleteCommitLogFilesInterval", "250"),
+            ("deleteConsumeQueueFilesInterval", "0"),
         ]))
         .unwrap();
         assert!(c.store.warm_mapped_file_enable);
@@ -936,6 +945,7 @@ mod tests {
         assert!(!c.store.check_crc_on_recover);
         assert_eq!(c.store.os_page_cache_busy_timeout_ms, 3000);
         assert_eq!(c.store.delete_commit_log_files_interval, 250);
+        assert_eq!(c.store.delete_consume_queue_files_interval, 0);
         let keys = BrokerConfig::implemented_keys();
         for k in [
             "warmMapedFileEnable",
@@ -946,6 +956,7 @@ mod tests {
             "checkCRCOnRecover",
             "osPageCacheBusyTimeOutMills",
             "deleteCommitLogFilesInterval",
+            "deleteConsumeQueueFilesInterval",
         ] {
             assert!(keys.contains(&k), "{k} not counted as implemented");
         }

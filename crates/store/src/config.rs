@@ -61,6 +61,9 @@ pub struct StoreConfig {
     /// `deleteCommitLogFilesInterval` (ms): pause between two commitlog segments removed in one
     /// round, so a round of many does not free their blocks all at once.
     pub delete_commit_log_files_interval: u64,
+    /// `deleteConsumeQueueFilesInterval` (ms): pause after each consume queue that had files
+    /// removed in a retention round.
+    pub delete_consume_queue_files_interval: u64,
     /// `maxMessageSize`: largest body accepted.
     pub max_message_size: usize,
     /// `messageIndexEnable`.
@@ -125,6 +128,7 @@ impl Default for StoreConfig {
             clean_resource_interval: 10_000,
             delete_file_batch_max: 10,
             delete_commit_log_files_interval: 100,
+            delete_consume_queue_files_interval: 100,
             max_message_size: 4 * 1024 * 1024,
             message_index_enable: true,
             max_hash_slot_num: 5_000_000,

@@ -103,7 +103,15 @@ fn clean_once(inner: &Inner) -> Result<CleanReport, StoreError> {
     }
     let min_phys = inner.commitlog.min_offset();
     for q in inner.all_queues() {
-        report.consume_queue_files += q.delete_expired(min_phys)?;
+        let n = q.delete_expired(min_phys)?;
+        report.consume_queue_files += n;
+        // As RocketMQ's CleanConsumeQueueService: a pause after each queue that lost files.
+        if n > 0
+            && c.delete_consume_queue_files_interval > 0
+            && inner.sleep_unless_stopped(c.delete_consume_queue_files_interval)
+        {
+            break;
+        }
     }
     if let Some(index) = &inner.index {
         report.index_files = index.delete_expired(min_phys)?;

@@ -184,3 +184,33 @@ fn disk_pressure_cleans_forcibly_and_full_disk_refuses_appends() {
         PutStatus::PutOk
     );
 }
+
+/// `deleteConsumeQueueFilesInterval`: a round pauses after each consume queue that lost files,
+/// as RocketMQ's CleanConsumeQueueService does (two queues: two pauses).
+#[test]
+fn consume_queue_removals_pause_between_queues() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Arc::new(FakeEnv::default());
+    env.used_percent.store(10, Ordering::SeqCst);
+    let config = ferrocket_store::StoreConfig {
+        delete_consume_queue_files_interval: 300,
+        ..small_config(dir.path())
+    };
+    let store = MessageStore::open_with_env(config, env.clone()).unwrap();
+    for i in 0..800u64 {
+        store
+            .put_message(msg("Q", (i % 2) as i32, &body(4, i), None, &[]))
+            .wait();
+    }
+    env.now.store(four_am_in(5), Ordering::SeqCst);
+    let t = std::time::Instant::now();
+    let rep = store.clean_expired_files().unwrap();
+    assert!(rep.commitlog_files > 0);
+    assert!(rep.consume_queue_files >= 2, "{rep:?}");
+    assert!(
+        t.elapsed() >= std::time::Duration::from_millis(600),
+        "no pause after each of the two queues"
+    );
+    assert!(store.min_offset_in_queue("Q", 0) > 0);
+    assert!(store.min_offset_in_queue("Q", 1) > 0);
+}

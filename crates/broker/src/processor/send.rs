@@ -457,16 +457,15 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// `osPageCacheBusyTimeOutMills`: while an append has held the commitlog lock longer than
-    /// that, a send is refused with SYSTEM_BUSY before it queues behind it; after, sends go on.
-    #[tokio::test]
-    async fn sends_are_refused_while_an_append_is_stalled_in_the_lock() {
-        let env = Arc::new(ferrocket_store::StallEnv::default());
-        let (b, ctx, req, dir) =
-            small_queue_with_env("pcbusy", BrokerConfig::default(), env.clone());
+    /// Starts an append that stops inside the commitlog lock, and makes the store's clock say it
+    /// has been there 1.5 s (past `osPageCacheBusyTimeOutMills`); `env.release()` lets it go.
+    fn stall_an_append(
+        b: &Arc<Broker>,
+        env: &ferrocket_store::StallEnv,
+    ) -> std::thread::JoinHandle<PutStatus> {
         env.hold_next();
         let stalled = {
-            let b = Arc::clone(&b);
+            let b = Arc::clone(b);
             std::thread::spawn(move || {
                 let m = StoredMessage::new("BusyTopic", 0, &b"stalled"[..]);
                 b.store.put_message(m).wait().status
@@ -474,6 +473,17 @@ mod tests {
         };
         env.wait_held();
         env.set_ahead_ms(1500);
+        stalled
+    }
+
+    /// `osPageCacheBusyTimeOutMills`: while an append has held the commitlog lock longer than
+    /// that, a send is refused with SYSTEM_BUSY before it queues behind it; after, sends go on.
+    #[tokio::test]
+    async fn sends_are_refused_while_an_append_is_stalled_in_the_lock() {
+        let env = Arc::new(ferrocket_store::StallEnv::default());
+        let (b, ctx, req, dir) =
+            small_queue_with_env("pcbusy", BrokerConfig::default(), env.clone());
+        let stalled = stall_an_append(&b, &env);
         let out = handle(&b, &ctx, &req).await.unwrap();
         assert_eq!(out.cmd.code, ResponseCode::SYSTEM_BUSY as i32);
         let remark = out.cmd.remark.unwrap();
@@ -507,16 +517,7 @@ mod tests {
         };
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!waiting.is_finished(), "waits while the queue is full");
-        env.hold_next();
-        let stalled = {
-            let b = Arc::clone(&b);
-            std::thread::spawn(move || {
-                let m = StoredMessage::new("BusyTopic", 0, &b"stalled"[..]);
-                b.store.put_message(m).wait().status
-            })
-        };
-        env.wait_held();
-        env.set_ahead_ms(1500);
+        let stalled = stall_an_append(&b, &env);
         let t = Instant::now();
         let out = tokio::time::timeout(Duration::from_secs(10), waiting)
             .await

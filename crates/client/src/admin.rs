@@ -525,17 +525,19 @@ impl Admin {
         Ok(out)
     }
 
-    /// Creates or updates a subscription group on the masters of `cluster`.
+    /// Creates or updates a subscription group on the masters of `cluster` (its settings are
+    /// replaced: the defaults for what is not given, as Java's `mqadmin updateSubGroup`).
     pub async fn update_sub_group(
         &self,
         cluster: &str,
         group: &str,
         retry_max_times: i32,
         consume_broadcast: bool,
+        consume_enable: bool,
     ) -> Result<()> {
         let body = serde_json::json!({
             "groupName": group,
-            "consumeEnable": true,
+            "consumeEnable": consume_enable,
             "consumeFromMinEnable": true,
             "consumeBroadcastEnable": consume_broadcast,
             "retryQueueNums": 1,

@@ -284,7 +284,7 @@ async fn pages_show_the_cluster_topics_messages_and_a_failover() {
     // A group that has committed offset 0 on every queue: its lag is the 5 messages.
     let admin = ferrocket_client::Admin::new(ClientConfig::new(ns.clone())).unwrap();
     admin
-        .update_sub_group("ConsoleCluster", "console_reader", 16, false)
+        .update_sub_group("ConsoleCluster", "console_reader", 16, false, true)
         .await
         .unwrap();
     admin

@@ -116,8 +116,13 @@ enum Cmd {
         cluster: String,
         #[arg(short = 'r', default_value_t = 16)]
         retry_max_times: i32,
-        #[arg(short = 'd', default_value_t = false)]
+        /// consumeBroadcastEnable (`-d true`, as Java's mqadmin).
+        #[arg(short = 'd', default_value_t = false, action = clap::ArgAction::Set)]
         broadcast: bool,
+        /// consumeEnable (`-s false` stops the group's pulls; `-s true` turns a group stopped by
+        /// broker protection back on).
+        #[arg(short = 's', default_value_t = true, action = clap::ArgAction::Set)]
+        consume_enable: bool,
     },
     /// Move a group's offsets to a time (ms since the epoch, or `now`).
     #[command(name = "resetOffsetByTime")]
@@ -382,9 +387,10 @@ async fn run(cli: Cli) -> Result<()> {
             cluster,
             retry_max_times,
             broadcast,
+            consume_enable,
         } => {
             admin
-                .update_sub_group(&cluster, &group, retry_max_times, broadcast)
+                .update_sub_group(&cluster, &group, retry_max_times, broadcast, consume_enable)
                 .await?;
             println!("create subscription group to {group} success.");
         }

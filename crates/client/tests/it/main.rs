@@ -887,3 +887,45 @@ fn request_reply_round_trips_through_the_broker() {
         requester.shutdown().await;
     });
 }
+
+/// `mqadmin updateSubGroup -s false` stops a group's pulls (the broker answers NO_PERMISSION)
+/// and `-s true` turns it back on, as the operations guide says for a group stopped by broker
+/// protection.
+#[test]
+fn mqadmin_update_sub_group_turns_consumption_off_and_on() {
+    let c = Cluster::start("127.0.0.79");
+    let mqadmin = |enable: &str| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_mqadmin"))
+            .args(["updateSubGroup", "-n", &c.namesrv, "-c", "DefaultCluster"])
+            .args(["-g", "switch-g", "-s", enable])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    rt().block_on(async {
+        let p = producer(&c, "switch-pg");
+        p.send(Message::new("Switched", "m")).await.unwrap();
+        let consumer = PullConsumer::builder()
+            .config(c.config())
+            .group("switch-g")
+            .consume_from(ConsumeFrom::First)
+            .build()
+            .unwrap();
+        consumer.subscribe("Switched", "*").await.unwrap();
+        mqadmin("false");
+        // The message is there from the start; a stopped group's pulls are refused.
+        let mut refused = Vec::new();
+        for _ in 0..4 {
+            refused.extend(consumer.poll(Duration::from_millis(500)).await.unwrap());
+        }
+        assert!(refused.is_empty(), "a stopped group got {refused:?}");
+        mqadmin("true");
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while got.is_empty() && Instant::now() < deadline {
+            got.extend(consumer.poll(Duration::from_millis(500)).await.unwrap());
+        }
+        assert_eq!(got.len(), 1);
+        p.shutdown().await;
+    });
+}

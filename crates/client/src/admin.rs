@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use ferrocket_protocol::body::client::SubscriptionGroupConfig;
 use ferrocket_protocol::body::{ClusterInfo, TopicRouteData};
 use ferrocket_protocol::message::{decode_all, decode_offset_msg_id};
 use ferrocket_protocol::{fastjson, RemotingCommand, RequestCode, ResponseCode};
@@ -535,20 +536,34 @@ impl Admin {
         consume_broadcast: bool,
         consume_enable: bool,
     ) -> Result<()> {
-        let body = serde_json::json!({
-            "groupName": group,
-            "consumeEnable": consume_enable,
-            "consumeFromMinEnable": true,
-            "consumeBroadcastEnable": consume_broadcast,
-            "retryQueueNums": 1,
-            "retryMaxTimes": retry_max_times,
-            "brokerId": 0,
-            "whichBrokerWhenConsumeSlowly": 1,
-            "notifyConsumerIdsChangedEnable": true,
-        });
-        for (_, addr) in self.masters(cluster).await? {
+        let mut config = SubscriptionGroupConfig::new(group);
+        config.retry_max_times = retry_max_times;
+        config.consume_broadcast_enable = consume_broadcast;
+        config.consume_enable = consume_enable;
+        self.put_sub_group(Some(cluster), None, &config).await
+    }
+
+    /// Puts `config` (every setting of the group) on the masters of `cluster` and on the broker
+    /// at `broker_addr`, whichever are given (UPDATE_AND_CREATE_SUBSCRIPTIONGROUP).
+    pub async fn put_sub_group(
+        &self,
+        cluster: Option<&str>,
+        broker_addr: Option<&str>,
+        config: &SubscriptionGroupConfig,
+    ) -> Result<()> {
+        let mut addrs: Vec<String> = broker_addr.map(str::to_string).into_iter().collect();
+        if let Some(cluster) = cluster {
+            addrs.extend(self.masters(cluster).await?.into_iter().map(|(_, a)| a));
+        }
+        if addrs.is_empty() {
+            return Err(ClientError::Invalid(
+                "a subscription group goes to a cluster or a broker address".into(),
+            ));
+        }
+        let body = serde_json::to_vec(config).unwrap_or_default();
+        for addr in addrs {
             let req = RemotingCommand::request(RequestCode::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP)
-                .with_body(serde_json::to_vec(&body).unwrap_or_default());
+                .with_body(body.clone());
             self.call(&addr, req).await?;
         }
         Ok(())

@@ -27,6 +27,7 @@ pub mod transport;
 pub use admin::{Admin, QueueProgress, QueueStats};
 pub use consumer::{ConsumeFrom, ConsumeResult, MessageModel, PullConsumer, PushConsumer};
 pub use error::{ClientError, Result};
+pub use ferrocket_protocol::body::client::SubscriptionGroupConfig;
 pub use ferrocket_protocol::SerializeType;
 pub use instance::{parse_serialize_type, ClientConfig};
 pub use message::{Message, MessageExt};

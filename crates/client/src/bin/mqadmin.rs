@@ -107,22 +107,44 @@ enum Cmd {
         #[arg(short = 'm', default_value_t = 64)]
         max: i32,
     },
-    /// Create or update a subscription group.
+    /// Create or update a subscription group (every setting is replaced; the defaults are
+    /// Java's mqadmin's).
     #[command(name = "updateSubGroup")]
     UpdateSubGroup {
         #[arg(short = 'g')]
         group: String,
-        #[arg(short = 'c')]
-        cluster: String,
-        #[arg(short = 'r', default_value_t = 16)]
-        retry_max_times: i32,
-        /// consumeBroadcastEnable (`-d true`, as Java's mqadmin).
-        #[arg(short = 'd', default_value_t = false, action = clap::ArgAction::Set)]
-        broadcast: bool,
+        /// On the masters of this cluster...
+        #[arg(short = 'c', required_unless_present = "broker")]
+        cluster: Option<String>,
+        /// ...or on this broker (`host:port`).
+        #[arg(short = 'b')]
+        broker: Option<String>,
         /// consumeEnable (`-s false` stops the group's pulls; `-s true` turns a group stopped by
         /// broker protection back on).
         #[arg(short = 's', default_value_t = true, action = clap::ArgAction::Set)]
         consume_enable: bool,
+        /// consumeFromMinEnable.
+        #[arg(short = 'm', default_value_t = false, action = clap::ArgAction::Set)]
+        from_min: bool,
+        /// consumeBroadcastEnable.
+        #[arg(short = 'd', default_value_t = false, action = clap::ArgAction::Set)]
+        broadcast: bool,
+        /// consumeMessageOrderly.
+        #[arg(short = 'o', default_value_t = false, action = clap::ArgAction::Set)]
+        orderly: bool,
+        #[arg(short = 'q', default_value_t = 1)]
+        retry_queue_nums: i32,
+        #[arg(short = 'r', default_value_t = 16)]
+        retry_max_times: i32,
+        /// brokerId to consume from.
+        #[arg(short = 'i', default_value_t = 0)]
+        broker_id: i64,
+        /// whichBrokerWhenConsumeSlowly (with slaveReadEnable on the brokers).
+        #[arg(short = 'w', default_value_t = 1)]
+        which_broker_when_slow: i64,
+        /// notifyConsumerIdsChangedEnable.
+        #[arg(short = 'a', default_value_t = true, action = clap::ArgAction::Set)]
+        notify_ids_changed: bool,
     },
     /// Move a group's offsets to a time (ms since the epoch, or `now`).
     #[command(name = "resetOffsetByTime")]
@@ -385,12 +407,29 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::UpdateSubGroup {
             group,
             cluster,
-            retry_max_times,
-            broadcast,
+            broker,
             consume_enable,
+            from_min,
+            broadcast,
+            orderly,
+            retry_queue_nums,
+            retry_max_times,
+            broker_id,
+            which_broker_when_slow,
+            notify_ids_changed,
         } => {
+            let mut g = ferrocket_client::SubscriptionGroupConfig::new(&group);
+            g.consume_enable = consume_enable;
+            g.consume_from_min_enable = from_min;
+            g.consume_broadcast_enable = broadcast;
+            g.consume_message_orderly = orderly;
+            g.retry_queue_nums = retry_queue_nums;
+            g.retry_max_times = retry_max_times;
+            g.broker_id = broker_id;
+            g.which_broker_when_consume_slowly = which_broker_when_slow;
+            g.notify_consumer_ids_changed_enable = notify_ids_changed;
             admin
-                .update_sub_group(&cluster, &group, retry_max_times, broadcast, consume_enable)
+                .put_sub_group(cluster.as_deref(), broker.as_deref(), &g)
                 .await?;
             println!("create subscription group to {group} success.");
         }

@@ -894,14 +894,15 @@ fn request_reply_round_trips_through_the_broker() {
 #[test]
 fn mqadmin_update_sub_group_turns_consumption_off_and_on() {
     let c = Cluster::start("127.0.0.79");
-    let mqadmin = |enable: &str| {
+    let mqadmin_with = |args: &[&str]| {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_mqadmin"))
-            .args(["updateSubGroup", "-n", &c.namesrv, "-c", "DefaultCluster"])
-            .args(["-g", "switch-g", "-s", enable])
+            .args(["updateSubGroup", "-n", &c.namesrv, "-g", "switch-g"])
+            .args(args)
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     };
+    let mqadmin = |enable: &str| mqadmin_with(&["-c", "DefaultCluster", "-s", enable]);
     rt().block_on(async {
         let p = producer(&c, "switch-pg");
         p.send(Message::new("Switched", "m")).await.unwrap();
@@ -926,6 +927,29 @@ fn mqadmin_update_sub_group_turns_consumption_off_and_on() {
             got.extend(consumer.poll(Duration::from_millis(500)).await.unwrap());
         }
         assert_eq!(got.len(), 1);
+
+        // The other settings, to one broker by address, as Java's options spell them.
+        mqadmin_with(&[
+            "-b", &c.broker, "-r", "5", "-w", "0", "-m", "true", "-q", "2",
+        ]);
+        let pool = ferrocket_client::transport::Pool::new(Duration::from_secs(3), None);
+        let r = pool
+            .call(
+                &c.broker,
+                ferrocket_protocol::RemotingCommand::request(
+                    ferrocket_protocol::RequestCode::GET_ALL_SUBSCRIPTIONGROUP_CONFIG,
+                ),
+                Duration::from_secs(3),
+            )
+            .await
+            .unwrap();
+        let all: serde_json::Value = ferrocket_protocol::fastjson::from_slice(&r.body).unwrap();
+        let g = &all["subscriptionGroupTable"]["switch-g"];
+        assert_eq!(g["retryMaxTimes"], 5, "{g}");
+        assert_eq!(g["whichBrokerWhenConsumeSlowly"], 0, "{g}");
+        assert_eq!(g["consumeFromMinEnable"], true, "{g}");
+        assert_eq!(g["retryQueueNums"], 2, "{g}");
+        assert_eq!(g["consumeEnable"], true, "{g}");
         p.shutdown().await;
     });
 }

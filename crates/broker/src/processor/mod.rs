@@ -47,6 +47,16 @@ impl From<ferrocket_store::StoreError> for HandlerError {
 
 pub type HandlerResult = Result<Outgoing, HandlerError>;
 
+/// RocketMQ's TOPIC_NOT_EXIST answer to a request naming an unknown topic.
+pub fn topic_not_exist(req: &RemotingCommand, topic: &str) -> HandlerResult {
+    Ok(RemotingCommand::error_to(
+        req,
+        ResponseCode::TOPIC_NOT_EXIST,
+        format!("topic[{topic}] not exist, apply first please!"),
+    )
+    .into())
+}
+
 /// A response with `code` and no remark.
 pub fn reply(req: &RemotingCommand, code: ResponseCode) -> RemotingCommand {
     RemotingCommand::response_to(req, code)

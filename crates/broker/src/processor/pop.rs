@@ -43,12 +43,7 @@ fn handle_of(h: &AckMessageRequestHeader) -> Option<Handle> {
 pub async fn pop_message(b: &Arc<Broker>, req: &RemotingCommand) -> HandlerResult {
     let h: PopMessageRequestHeader = req.header()?;
     let Some(tc) = b.topics.get(&h.topic) else {
-        return Ok(RemotingCommand::error_to(
-            req,
-            ResponseCode::TOPIC_NOT_EXIST,
-            format!("topic[{}] not exist, apply first please!", h.topic),
-        )
-        .into());
+        return super::topic_not_exist(req, &h.topic);
     };
     let Ok(Some(g)) = b.groups.find_or_create(&h.consumer_group) else {
         return Ok(RemotingCommand::error_to(

@@ -154,13 +154,7 @@ pub async fn handle(b: &Arc<Broker>, _ctx: &RequestCtx, req: &RemotingCommand) -
             let n = h.queue_id.max(0) + 1;
             Arc::new(TopicConfig::new(&h.topic, n, n, perm::READ))
         }
-        None => {
-            return refuse(
-                req,
-                ResponseCode::TOPIC_NOT_EXIST,
-                format!("topic[{}] not exist, apply first please!", h.topic),
-            )
-        }
+        None => return super::topic_not_exist(req, &h.topic),
     };
     if !perm::readable(tc.perm) {
         return refuse(

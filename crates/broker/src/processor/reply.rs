@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrocket_protocol::message::{names, Properties, StoredMessage};
+use ferrocket_protocol::message::{names, Properties};
 use ferrocket_protocol::{RemotingCommand, RequestCode, ResponseCode};
 use ferrocket_store::PutStatus;
 
@@ -40,12 +40,7 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestCtx, req: &RemotingCommand) ->
         .into());
     }
     let Some(tc) = b.topics.get(&h.topic) else {
-        return Ok(RemotingCommand::error_to(
-            req,
-            ResponseCode::TOPIC_NOT_EXIST,
-            format!("topic[{}] not exist, apply first please!", h.topic),
-        )
-        .into());
+        return super::topic_not_exist(req, &h.topic);
     };
     let queue_id = if h.queue_id < 0 {
         (QUEUE_PICK.fetch_add(1, Ordering::Relaxed) % tc.write_queue_nums.max(1) as u32) as i32
@@ -65,22 +60,7 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestCtx, req: &RemotingCommand) ->
         .with_ext(names::MSG_REGION, &b.conf.region_id)
         .with_ext(names::TRACE_SWITCH, b.conf.trace_on);
     if b.conf.store_reply_message_enable {
-        let m = StoredMessage {
-            queue_id,
-            flag: h.flag,
-            queue_offset: 0,
-            physical_offset: 0,
-            sys_flag: h.sys_flag,
-            born_timestamp: h.born_timestamp,
-            born_host: ctx.conn.peer,
-            store_timestamp: 0,
-            store_host: b.store.config().store_host,
-            reconsume_times: h.reconsume_times.unwrap_or(0),
-            prepared_transaction_offset: 0,
-            body: req.body.clone(),
-            topic: h.topic.clone(),
-            properties: props,
-        };
+        let m = super::send::to_store(b, ctx, &h, req, h.topic.clone(), queue_id, props);
         let r = b.put_messages(vec![m]).await;
         if let (Some(a), true) = (&r.append, matches!(r.status, PutStatus::PutOk)) {
             b.notifier.notify(&h.topic, queue_id);

@@ -62,6 +62,35 @@ async fn wait_in_queue(
     }
 }
 
+/// The message a send (or reply) request asks to store in `topic` / `queue_id`, with its
+/// properties parsed; offsets and the store timestamp are the store's to fill in.
+pub(super) fn to_store(
+    b: &Broker,
+    ctx: &RequestCtx,
+    h: &SendMessageRequestHeader,
+    req: &RemotingCommand,
+    topic: String,
+    queue_id: i32,
+    properties: Properties,
+) -> StoredMessage {
+    StoredMessage {
+        queue_id,
+        flag: h.flag,
+        queue_offset: 0,
+        physical_offset: 0,
+        sys_flag: h.sys_flag,
+        born_timestamp: h.born_timestamp,
+        born_host: ctx.conn.peer,
+        store_timestamp: 0,
+        store_host: b.store.config().store_host,
+        reconsume_times: h.reconsume_times.unwrap_or(0),
+        prepared_transaction_offset: 0,
+        body: req.body.clone(),
+        topic,
+        properties,
+    }
+}
+
 /// Handles one send request.
 pub async fn handle(b: &Arc<Broker>, ctx: &RequestCtx, req: &RemotingCommand) -> HandlerResult {
     let arrived = Instant::now();
@@ -142,13 +171,7 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestCtx, req: &RemotingCommand) ->
             };
             match created {
                 Some(tc) => tc,
-                None => {
-                    return refuse(
-                        req,
-                        ResponseCode::TOPIC_NOT_EXIST,
-                        format!("topic[{}] not exist, apply first please!", h.topic),
-                    )
-                }
+                None => return super::topic_not_exist(req, &h.topic),
             }
         }
     };
@@ -218,22 +241,7 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestCtx, req: &RemotingCommand) ->
             queue_id = 0;
         }
     }
-    let base = StoredMessage {
-        queue_id,
-        flag: h.flag,
-        queue_offset: 0,
-        physical_offset: 0,
-        sys_flag: h.sys_flag,
-        born_timestamp: h.born_timestamp,
-        born_host: ctx.conn.peer,
-        store_timestamp: 0,
-        store_host: b.store.config().store_host,
-        reconsume_times: reconsume,
-        prepared_transaction_offset: 0,
-        body: req.body.clone(),
-        topic: topic_name.clone(),
-        properties: props,
-    };
+    let base = to_store(b, ctx, &h, req, topic_name.clone(), queue_id, props);
     let mut base = base;
     if !batch && crate::transaction::is_half(&base) {
         if b.conf.reject_transaction_message {

@@ -8,6 +8,9 @@ use clap::Parser;
 use ferrocket_broker::BrokerConfig;
 use ferrocket_conf::Kind;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Ferrocket broker, a drop-in for RocketMQ's mqbroker.
 #[derive(Debug, Parser)]
 #[command(name = "mqbroker", version)]

@@ -25,6 +25,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ferrocket_client::{parse_serialize_type, ClientConfig, SerializeType};
 use hist::Hist;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn serialize_type(s: &str) -> std::result::Result<SerializeType, String> {
     parse_serialize_type(s).ok_or_else(|| format!("{s}: expected json or rocketmq"))
 }

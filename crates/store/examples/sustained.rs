@@ -1,11 +1,11 @@
 //! Sustained append throughput against the disk's own sequential write speed, in one run.
 //!
 //! ```sh
-//! cargo run --release -p ferrocket-store --example sustained -- [DIR] [GIB] [ROUNDS]
+//! cargo run --release -p ferrocket-store --example sustained -- [DIR] [GIB] [ROUNDS] [APPENDERS]
 //! ```
 //!
 //! Each round (alternating which goes first) writes GIB GiB with `dd bs=1M conv=fdatasync` into DIR, then appends the same number
-//! of commitlog bytes as 1 KiB messages from one thread into a fresh ASYNC_FLUSH store in DIR
+//! of commitlog bytes as 1 KiB messages from APPENDERS threads (default one) into a fresh ASYNC_FLUSH store in DIR
 //! (1 GiB segments, RocketMQ's default) and flushes it; both clocks stop when the data is on disk.
 //! Prints MB/s of each and the ratio (issue 3: the store at least 70% of dd). DIR defaults to a
 //! temporary directory under `target/`, on the disk the project builds on.
@@ -46,22 +46,35 @@ fn dd(dir: &Path, mib: u64) -> Result<f64> {
     Ok(took)
 }
 
-/// Seconds the store takes to append `bytes` of records and flush them.
-fn store(dir: &Path, bytes: u64) -> Result<f64> {
+/// Seconds the store takes to append `bytes` of records from `appenders` threads and flush them.
+fn store(dir: &Path, bytes: u64, appenders: usize) -> Result<f64> {
     let root = dir.join("store");
     let config = StoreConfig {
         flush_disk_type: FlushDiskType::AsyncFlush,
         ..StoreConfig::with_root(&root)
     };
     let store = MessageStore::open(config).context("opening the store")?;
-    let m = message();
     let t0 = Instant::now();
-    while (store.max_phy_offset() as u64) < bytes {
-        let r = store.put_message(m.clone()).wait();
-        if r.status != PutStatus::PutOk {
-            bail!("append failed: {:?}", r.status);
+    std::thread::scope(|s| -> Result<()> {
+        let workers: Vec<_> = (0..appenders)
+            .map(|_| {
+                s.spawn(|| -> Result<()> {
+                    let m = message();
+                    while (store.max_phy_offset() as u64) < bytes {
+                        let r = store.put_message(m.clone()).wait();
+                        if r.status != PutStatus::PutOk {
+                            bail!("append failed: {:?}", r.status);
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("appender panicked")?;
         }
-    }
+        Ok(())
+    })?;
     store.flush_all().context("flushing")?;
     let took = t0.elapsed().as_secs_f64();
     store.shutdown().context("shutting down")?;
@@ -77,17 +90,18 @@ fn main() -> Result<()> {
     };
     let gib: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(4);
     let rounds: u32 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1);
+    let appenders: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let bytes = gib << 30;
     let mb = bytes as f64 / 1e6;
-    println!("{gib} GiB per run in {}", dir.display());
+    println!("{gib} GiB per run in {}, {appenders} appender thread(s)", dir.display());
     for round in 1..=rounds {
         // Alternate which goes first: the disk (and the host behind it) may favour either.
         let (d, s) = if round % 2 == 1 {
             let d = dd(&dir, gib << 10)?;
-            (d, store(&dir, bytes)?)
+            (d, store(&dir, bytes, appenders)?)
         } else {
-            let s = store(&dir, bytes)?;
+            let s = store(&dir, bytes, appenders)?;
             (dd(&dir, gib << 10)?, s)
         };
         println!(

@@ -70,6 +70,9 @@ pub struct BrokerConfig {
     pub slave_read_enable: bool,
     /// `storeReplyMessageEnable`: reply messages are stored in the reply topic as well as pushed.
     pub store_reply_message_enable: bool,
+    /// `validateSystemTopicWhenUpdateTopic`: creating, updating or deleting a system topic
+    /// through the admin API is refused (RocketMQ 5.x; 4.x always refused).
+    pub validate_system_topic_when_update_topic: bool,
     /// `compressedRegister`: REGISTER_BROKER bodies in RocketMQ's zlib form.
     pub compressed_register: bool,
     /// `forceRegister`: every periodic registration registers; off, a periodic round asks the
@@ -170,6 +173,7 @@ impl Default for BrokerConfig {
             trace_on: true,
             slave_read_enable: false,
             store_reply_message_enable: true,
+            validate_system_topic_when_update_topic: true,
             compressed_register: false,
             force_register: true,
             disable_consume_if_consumer_read_slowly: false,
@@ -400,6 +404,10 @@ impl BrokerConfig {
         p.set("traceOn", &mut c.trace_on)?;
         p.set("slaveReadEnable", &mut c.slave_read_enable)?;
         p.set("storeReplyMessageEnable", &mut c.store_reply_message_enable)?;
+        p.set(
+            "validateSystemTopicWhenUpdateTopic",
+            &mut c.validate_system_topic_when_update_topic,
+        )?;
         p.set("compressedRegister", &mut c.compressed_register)?;
         p.set("forceRegister", &mut c.force_register)?;
         p.set(
@@ -659,6 +667,10 @@ impl BrokerConfig {
             (
                 "storeReplyMessageEnable",
                 self.store_reply_message_enable.to_string(),
+            ),
+            (
+                "validateSystemTopicWhenUpdateTopic",
+                self.validate_system_topic_when_update_topic.to_string(),
             ),
             ("compressedRegister", self.compressed_register.to_string()),
             ("forceRegister", self.force_register.to_string()),

@@ -23,9 +23,39 @@ const NOT_ALLOWED_SEND: &[&str] = &[
     "SCHEDULE_TOPIC_XXXX",
     "RMQ_SYS_TRANS_HALF_TOPIC",
     "RMQ_SYS_TRANS_OP_HALF_TOPIC",
-    "RMQ_SYS_TRANS_CHECK_MAX_TIME_TOPIC",
+    crate::transaction::CHECK_MAX_TOPIC,
+    SELF_TEST_TOPIC,
     "OFFSET_MOVED_EVENT",
 ];
+
+/// The topic every RocketMQ broker creates for its benchmark tool (a system topic).
+pub const BENCHMARK_TOPIC: &str = "BenchmarkTest";
+
+/// RocketMQ's fixed system topics; with the `rmq_sys_` prefix and the names a broker adds from
+/// its conf (cluster, broker, trace and reply topics), the topics the admin API may not touch
+/// while `validateSystemTopicWhenUpdateTopic` is on.
+const SYSTEM_TOPICS: &[&str] = &[
+    AUTO_CREATE_TOPIC_KEY,
+    "SCHEDULE_TOPIC_XXXX",
+    BENCHMARK_TOPIC,
+    "RMQ_SYS_TRANS_HALF_TOPIC",
+    "RMQ_SYS_TRACE_TOPIC",
+    "RMQ_SYS_TRANS_OP_HALF_TOPIC",
+    crate::transaction::CHECK_MAX_TOPIC,
+    SELF_TEST_TOPIC,
+    "OFFSET_MOVED_EVENT",
+    "CHECKPOINT_TOPIC",
+];
+
+/// True for a system topic of a broker with this conf.
+pub fn is_system_topic(conf: &crate::BrokerConfig, topic: &str) -> bool {
+    SYSTEM_TOPICS.contains(&topic)
+        || topic.starts_with("rmq_sys_")
+        || topic == conf.broker_cluster_name
+        || topic == conf.broker_name
+        || topic == conf.msg_trace_topic_name
+        || topic == crate::processor::reply::reply_topic(&conf.broker_cluster_name)
+}
 
 /// Longest topic name a v1 record can carry.
 pub const MAX_TOPIC_LEN: usize = 127;
@@ -139,12 +169,9 @@ impl TopicManager {
             rw,
         ));
         system.push(TopicConfig::new("SCHEDULE_TOPIC_XXXX", 18, 18, rw));
-        system.push(TopicConfig::new(
-            &format!("{}_REPLY_TOPIC", conf.broker_cluster_name),
-            1,
-            1,
-            rw,
-        ));
+        // As RocketMQ's brokers do, so its benchmark tool (and `mqbench`) need no auto-create.
+        let n = conf.default_topic_queue_nums;
+        system.push(TopicConfig::new(BENCHMARK_TOPIC, n, n, rw));
         if conf.trace_topic_enable {
             system.push(TopicConfig::new(&conf.msg_trace_topic_name, 1, 1, rw));
         }

@@ -94,7 +94,10 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let bytes = gib << 30;
     let mb = bytes as f64 / 1e6;
-    println!("{gib} GiB per run in {}, {appenders} appender thread(s)", dir.display());
+    println!(
+        "{gib} GiB per run in {}, {appenders} appender thread(s)",
+        dir.display()
+    );
     for round in 1..=rounds {
         // Alternate which goes first: the disk (and the host behind it) may favour either.
         let (d, s) = if round % 2 == 1 {

@@ -142,29 +142,25 @@ fn single(bins: &Path, dir: &Path, flush: &str) -> Result<(Procs, String)> {
     Ok((procs, ns))
 }
 
-/// Creates the benchmark topic (8 queues) on the cluster's masters, waiting for registration.
-fn create_topic(bins: &Path, ns: &str, cluster: &str) -> Result<()> {
+/// Waits until the route of `BenchmarkTest` (which every broker creates at startup, as
+/// RocketMQ's do, and which the admin API may not touch: a system topic) names `masters`
+/// brokers at the name servers.
+fn wait_benchmark_route(bins: &Path, ns: &str, masters: usize) -> Result<()> {
     let t = Instant::now();
     loop {
         let out = Command::new(bins.join("mqadmin"))
-            .args([
-                "updateTopic",
-                "-n",
-                ns,
-                "-c",
-                cluster,
-                "-t",
-                "BenchmarkTest",
-            ])
+            .args(["topicRoute", "-n", ns, "-t", "BenchmarkTest"])
             .output()?;
-        if out.status.success() {
-            // Let the route reach the name servers.
-            std::thread::sleep(Duration::from_secs(1));
+        let routed = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["queueDatas"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        if out.status.success() && routed >= masters {
             return Ok(());
         }
-        if t.elapsed() > Duration::from_secs(40) {
+        if t.elapsed() > Duration::from_secs(60) {
             bail!(
-                "mqadmin updateTopic failed: {}",
+                "BenchmarkTest is routed to {routed} of {masters} brokers after 60 s: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
         }
@@ -382,7 +378,7 @@ pub fn bench(args: &[String]) -> Result<()> {
     let mut runs = Vec::new();
     for flush in FLUSHES {
         let (procs, ns) = single(&bins, &work.join(flush), flush)?;
-        create_topic(&bins, &ns, "DefaultCluster")?;
+        wait_benchmark_route(&bins, &ns, 1)?;
         for size in SIZES {
             for conns in CONNS {
                 let v = mqbench(&bins, &ns, size, conns, secs)?;
@@ -394,12 +390,9 @@ pub fn bench(args: &[String]) -> Result<()> {
     if layouts {
         for name in ["2m-2s-async", "2m-2s-sync", "dledger"] {
             let (procs, ns) = layout(name)?;
-            let cluster = if name == "dledger" {
-                "RaftCluster"
-            } else {
-                "DefaultCluster"
-            };
-            create_topic(&bins, &ns, cluster)?;
+            // One master per broker group: two in the 2m-2s layouts, the leader in DLedger's.
+            let masters = if name == "dledger" { 1 } else { 2 };
+            wait_benchmark_route(&bins, &ns, masters)?;
             let v = mqbench(&bins, &ns, 1024, 4, secs)?;
             runs.push(record(name, "stock conf", 1024, 4, &v));
             drop(procs);

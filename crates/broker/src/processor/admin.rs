@@ -11,7 +11,7 @@ use crate::body::{KvTable, SubscriptionGroupConfig, TopicConfig};
 use crate::headers::{
     ConsumerGroupHeader, CreateTopicRequestHeader, GetConsumeStatsRequestHeader, TopicHeader,
 };
-use crate::topic::{self, AUTO_CREATE_TOPIC_KEY};
+use crate::topic;
 use crate::Broker;
 
 fn json_reply(req: &RemotingCommand, body: &impl serde::Serialize) -> HandlerResult {
@@ -25,19 +25,29 @@ fn mq_key(topic: &str, broker: &str, queue_id: i32) -> String {
     serde_json::json!({"brokerName": broker, "queueId": queue_id, "topic": topic}).to_string()
 }
 
+/// With `validateSystemTopicWhenUpdateTopic` (RocketMQ 5.x, on by default), the admin API may
+/// not create, change or delete a system topic: INVALID_PARAMETER and RocketMQ's remark.
+fn refuse_system_topic(b: &Arc<Broker>, req: &RemotingCommand, t: &str) -> Option<HandlerResult> {
+    (b.conf.validate_system_topic_when_update_topic && topic::is_system_topic(&b.conf, t)).then(
+        || {
+            Ok(RemotingCommand::error_to(
+                req,
+                ResponseCode::INVALID_PARAMETER,
+                format!("The topic[{t}] is conflict with system topic."),
+            )
+            .into())
+        },
+    )
+}
+
 /// UPDATE_AND_CREATE_TOPIC.
 pub fn update_and_create_topic(b: &Arc<Broker>, req: &RemotingCommand) -> HandlerResult {
     let h: CreateTopicRequestHeader = req.header()?;
     if let Err(why) = topic::validate_topic(&h.topic) {
         return Ok(RemotingCommand::error_to(req, ResponseCode::SYSTEM_ERROR, why).into());
     }
-    if h.topic == AUTO_CREATE_TOPIC_KEY || h.topic == b.conf.broker_cluster_name {
-        return Ok(RemotingCommand::error_to(
-            req,
-            ResponseCode::SYSTEM_ERROR,
-            format!("The topic[{}] is conflict with system topic.", h.topic),
-        )
-        .into());
+    if let Some(refused) = refuse_system_topic(b, req, &h.topic) {
+        return refused;
     }
     if h.read_queue_nums < 0 || h.write_queue_nums < 0 {
         return Ok(RemotingCommand::error_to(
@@ -60,6 +70,9 @@ pub fn update_and_create_topic(b: &Arc<Broker>, req: &RemotingCommand) -> Handle
 /// DELETE_TOPIC_IN_BROKER: removes the config and the offsets of the topic.
 pub fn delete_topic(b: &Arc<Broker>, req: &RemotingCommand) -> HandlerResult {
     let h: TopicHeader = req.header()?;
+    if let Some(refused) = refuse_system_topic(b, req, &h.topic) {
+        return refused;
+    }
     b.topics.delete(&h.topic)?;
     b.offsets.remove_topic(&h.topic)?;
     Ok(reply(req, ResponseCode::SUCCESS).into())

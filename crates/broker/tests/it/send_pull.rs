@@ -173,6 +173,82 @@ fn refusals() {
     assert_eq!(r.code, ResponseCode::MESSAGE_ILLEGAL as i32);
 }
 
+/// RocketMQ 5.x's `validateSystemTopicWhenUpdateTopic` (on by default): the admin API may not
+/// create, change or delete a system topic; off, it may. `BenchmarkTest` exists from startup.
+#[test]
+fn system_topics_are_kept_from_the_admin_api() {
+    let create = |c: &mut ferrocket_testkit::RawClient, topic: &str| {
+        c.call(
+            RemotingCommand::request(RequestCode::UPDATE_AND_CREATE_TOPIC)
+                .with_ext("topic", topic)
+                .with_ext("readQueueNums", 1)
+                .with_ext("writeQueueNums", 1)
+                .with_ext("perm", 6),
+        )
+        .unwrap()
+    };
+    let delete = |c: &mut ferrocket_testkit::RawClient, topic: &str| {
+        c.call(
+            RemotingCommand::request(RequestCode::DELETE_TOPIC_IN_BROKER).with_ext("topic", topic),
+        )
+        .unwrap()
+    };
+    let b = Broker::start("");
+    let mut c = b.client();
+    for t in [
+        "TBW102",
+        "SCHEDULE_TOPIC_XXXX",
+        "BenchmarkTest",
+        "RMQ_SYS_TRACE_TOPIC",
+        "TRANS_CHECK_MAX_TIME_TOPIC",
+        "rmq_sys_anything",
+        "TestCluster",
+        "broker-t",
+        "TestCluster_REPLY_TOPIC",
+    ] {
+        let r = create(&mut c, t);
+        assert_eq!(r.code, ResponseCode::INVALID_PARAMETER as i32, "create {t}");
+        assert_eq!(
+            r.remark.as_deref(),
+            Some(format!("The topic[{t}] is conflict with system topic.").as_str())
+        );
+    }
+    let r = delete(&mut c, "RMQ_SYS_TRANS_HALF_TOPIC");
+    assert_eq!(r.code, ResponseCode::INVALID_PARAMETER as i32);
+    assert_eq!(create(&mut c, "Ordinary").code, 0);
+    assert_eq!(delete(&mut c, "Ordinary").code, 0);
+    // Producers may not write to the transaction bookkeeping topics either.
+    let r = c
+        .call(send_req(
+            "TRANS_CHECK_MAX_TIME_TOPIC",
+            0,
+            b"x",
+            None,
+            true,
+            SerializeType::Json,
+        ))
+        .unwrap();
+    assert_ne!(r.code, 0, "send to TRANS_CHECK_MAX_TIME_TOPIC refused");
+    // The benchmark topic is there from the start: sends need no auto-create.
+    let r = c
+        .call(send_req(
+            "BenchmarkTest",
+            0,
+            b"x",
+            None,
+            true,
+            SerializeType::Json,
+        ))
+        .unwrap();
+    assert_eq!(r.code, 0, "{:?}", r.remark);
+    drop(b);
+
+    let b = Broker::start("validateSystemTopicWhenUpdateTopic = false");
+    let mut c = b.client();
+    assert_eq!(create(&mut c, "rmq_sys_anything").code, 0);
+    assert_eq!(delete(&mut c, "rmq_sys_anything").code, 0);
+}
+
 #[test]
 fn consumer_offsets_and_commit_flag() {
     let b = Broker::start("");

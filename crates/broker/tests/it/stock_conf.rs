@@ -85,10 +85,19 @@ fn stock_conf_contents_start() {
 fn start_and_stop(conf: &Path) {
     let dir = TempDir::new("stock");
     let port = broker_port();
+    let mut cmd = Command::new(bin_path("mqbroker"));
+    // The DLedger files name fixed Raft ports (40911-40913), inside the range the kernel hands
+    // out as ephemeral ports to other tests' sockets: give their peers free ports instead.
+    let text = std::fs::read_to_string(conf).unwrap();
+    if text.replace(' ', "").contains("enableDLegerCommitLog=true") {
+        let peers: Vec<String> = (0..3)
+            .map(|i| format!("n{i}-127.0.0.1:{}", ferrocket_testkit::free_port()))
+            .collect();
+        cmd.env("FERROCKET_dLegerPeers", peers.join(";"));
+    }
     let mut g = ProcessGuard::spawn(
         "mqbroker",
-        Command::new(bin_path("mqbroker"))
-            .arg("-c")
+        cmd.arg("-c")
             .arg(conf)
             .env("FERROCKET_listenPort", port.to_string())
             .env("FERROCKET_brokerIP1", "127.0.0.1")

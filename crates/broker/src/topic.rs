@@ -5,11 +5,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use ferrocket_store::dispatch::SCHEDULE_TOPIC;
 use ferrocket_store::kv::{MetaKv, Namespace};
 use tokio::sync::Notify;
 
 use crate::body::{perm, DataVersion, TopicConfig, TopicConfigSerializeWrapper};
 use crate::config::BrokerConfig;
+use crate::transaction;
 use crate::BrokerError;
 
 /// Template topic producers name as `defaultTopic` for auto-creation.
@@ -20,13 +22,16 @@ pub const DLQ_GROUP_TOPIC_PREFIX: &str = "%DLQ%";
 
 /// Topics producers may not send to directly.
 const NOT_ALLOWED_SEND: &[&str] = &[
-    "SCHEDULE_TOPIC_XXXX",
-    "RMQ_SYS_TRANS_HALF_TOPIC",
-    "RMQ_SYS_TRANS_OP_HALF_TOPIC",
-    crate::transaction::CHECK_MAX_TOPIC,
+    SCHEDULE_TOPIC,
+    transaction::HALF_TOPIC,
+    transaction::OP_TOPIC,
+    transaction::CHECK_MAX_TOPIC,
     SELF_TEST_TOPIC,
-    "OFFSET_MOVED_EVENT",
+    OFFSET_MOVED_EVENT,
 ];
+
+/// Where RocketMQ's brokers announce a consumer offset that had to move (a system topic).
+pub const OFFSET_MOVED_EVENT: &str = "OFFSET_MOVED_EVENT";
 
 /// The topic every RocketMQ broker creates for its benchmark tool (a system topic).
 pub const BENCHMARK_TOPIC: &str = "BenchmarkTest";
@@ -36,19 +41,19 @@ pub const BENCHMARK_TOPIC: &str = "BenchmarkTest";
 /// while `validateSystemTopicWhenUpdateTopic` is on.
 const SYSTEM_TOPICS: &[&str] = &[
     AUTO_CREATE_TOPIC_KEY,
-    "SCHEDULE_TOPIC_XXXX",
+    SCHEDULE_TOPIC,
     BENCHMARK_TOPIC,
-    "RMQ_SYS_TRANS_HALF_TOPIC",
+    transaction::HALF_TOPIC,
     "RMQ_SYS_TRACE_TOPIC",
-    "RMQ_SYS_TRANS_OP_HALF_TOPIC",
-    crate::transaction::CHECK_MAX_TOPIC,
+    transaction::OP_TOPIC,
+    transaction::CHECK_MAX_TOPIC,
     SELF_TEST_TOPIC,
-    "OFFSET_MOVED_EVENT",
+    OFFSET_MOVED_EVENT,
     "CHECKPOINT_TOPIC",
 ];
 
 /// True for a system topic of a broker with this conf.
-pub fn is_system_topic(conf: &crate::BrokerConfig, topic: &str) -> bool {
+pub fn is_system_topic(conf: &BrokerConfig, topic: &str) -> bool {
     SYSTEM_TOPICS.contains(&topic)
         || topic.starts_with("rmq_sys_")
         || topic == conf.broker_cluster_name
@@ -160,7 +165,7 @@ impl TopicManager {
         ));
         let broker_perm = perm::INHERIT | if conf.broker_topic_enable { rw } else { 0 };
         system.push(TopicConfig::new(&conf.broker_name, 1, 1, broker_perm));
-        system.push(TopicConfig::new("OFFSET_MOVED_EVENT", 1, 1, rw));
+        system.push(TopicConfig::new(OFFSET_MOVED_EVENT, 1, 1, rw));
         // Request-reply answers (RocketMQ's `<cluster>_REPLY_TOPIC`, 1 queue).
         system.push(TopicConfig::new(
             &crate::processor::reply::reply_topic(&conf.broker_cluster_name),
@@ -168,7 +173,7 @@ impl TopicManager {
             1,
             rw,
         ));
-        system.push(TopicConfig::new("SCHEDULE_TOPIC_XXXX", 18, 18, rw));
+        system.push(TopicConfig::new(SCHEDULE_TOPIC, 18, 18, rw));
         // As RocketMQ's brokers do, so its benchmark tool (and `mqbench`) need no auto-create.
         let n = conf.default_topic_queue_nums;
         system.push(TopicConfig::new(BENCHMARK_TOPIC, n, n, rw));

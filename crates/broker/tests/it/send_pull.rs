@@ -217,29 +217,21 @@ fn system_topics_are_kept_from_the_admin_api() {
     assert_eq!(r.code, ResponseCode::INVALID_PARAMETER as i32);
     assert_eq!(create(&mut c, "Ordinary").code, 0);
     assert_eq!(delete(&mut c, "Ordinary").code, 0);
-    // Producers may not write to the transaction bookkeeping topics either.
-    let r = c
-        .call(send_req(
-            "TRANS_CHECK_MAX_TIME_TOPIC",
-            0,
-            b"x",
-            None,
-            true,
-            SerializeType::Json,
-        ))
-        .unwrap();
-    assert_ne!(r.code, 0, "send to TRANS_CHECK_MAX_TIME_TOPIC refused");
+    let send = |c: &mut ferrocket_testkit::RawClient, topic: &str| {
+        c.call(send_req(topic, 0, b"x", None, true, SerializeType::Json))
+            .unwrap()
+    };
+    // Producers may not write to the transaction checker's parking topic or the self-test topic.
+    for t in ["TRANS_CHECK_MAX_TIME_TOPIC", "SELF_TEST_TOPIC"] {
+        let r = send(&mut c, t);
+        assert_eq!(r.code, ResponseCode::NO_PERMISSION as i32, "send to {t}");
+        assert_eq!(
+            r.remark.as_deref(),
+            Some(format!("Sending message to topic[{t}] is forbidden.").as_str())
+        );
+    }
     // The benchmark topic is there from the start: sends need no auto-create.
-    let r = c
-        .call(send_req(
-            "BenchmarkTest",
-            0,
-            b"x",
-            None,
-            true,
-            SerializeType::Json,
-        ))
-        .unwrap();
+    let r = send(&mut c, "BenchmarkTest");
     assert_eq!(r.code, 0, "{:?}", r.remark);
     drop(b);
 
